@@ -1,0 +1,1 @@
+"""The workers: turn verified provider events into canonical, deduplicated payment records."""

@@ -1,0 +1,197 @@
+"""The receiver's Starlette application: webhook route, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ingest.envelopes import records_for, traceparent
+from ingest.errors import (
+    IngestError,
+    Overloaded,
+    PayloadTooLarge,
+    UnknownEndpoint,
+    UnsupportedMediaType,
+    VerificationFailed,
+)
+from ingest.problems import problem_response
+from ingest.publisher import Publisher
+from ingest.schemes import RawRequest, Scheme, build_scheme
+from payhooks.config import Settings
+from payhooks.metrics import IngestMetrics
+from schemas import timefmt
+
+log = structlog.get_logger("payhooks.ingest")
+
+#: metric label for requests to endpoints that are not configured (bounded cardinality)
+UNKNOWN_ENDPOINT_LABEL = "_unknown"
+
+_OUTCOMES = {
+    400: "malformed",
+    401: "unauthorized",
+    404: "unknown_endpoint",
+    413: "too_large",
+    415: "unsupported_media_type",
+    503: "unavailable",
+}
+
+
+class Receiver:
+    """Holds what the webhook route needs: schemes per endpoint, the publisher, limits, metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        metrics: IngestMetrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.metrics = metrics
+        self.clock = clock
+        self.schemes: Mapping[str, Scheme] = {
+            name: build_scheme(endpoint) for name, endpoint in settings.endpoints.items()
+        }
+        self.in_flight = 0
+
+    async def webhook(self, request: Request) -> Response:
+        name = request.path_params["endpoint"]
+        label = name if name in self.schemes else UNKNOWN_ENDPOINT_LABEL
+        delivery_id = str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(delivery_id=delivery_id, endpoint=label)
+        limit = self.settings.ingest.max_in_flight
+        if self.in_flight >= limit:
+            # answer at once instead of queueing without bound; the PSP retries
+            return self._refuse(label, Overloaded(f"more than {limit} requests in flight"))
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            return await self._handle(request, name, label, delivery_id)
+        except IngestError as error:
+            return self._refuse(label, error)
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+            structlog.contextvars.unbind_contextvars("delivery_id", "endpoint")
+
+    async def _handle(self, request: Request, name: str, label: str, delivery_id: str) -> Response:
+        scheme = self.schemes.get(name)
+        if scheme is None:
+            raise UnknownEndpoint(f"no endpoint named {name[:64]!r} is configured")
+        _check_media_type(request, scheme)
+        body = await _read_body(request, self.settings.ingest.max_body_bytes)
+        now = self.clock()
+        try:
+            verified = scheme.verify(RawRequest(body=body, headers=request.headers), now)
+        except VerificationFailed as failure:
+            self.metrics.verification_failures.labels(scheme.provider, failure.reason).inc()
+            log.warning("verification_failed", provider=scheme.provider, reason=failure.reason)
+            raise
+        records = records_for(
+            verified,
+            endpoint=name,
+            provider=scheme.provider,
+            delivery_id=delivery_id,
+            received_at=timefmt.from_unix(now),
+            traceparent=traceparent(request.headers),
+            topic=self.settings.topics.raw,
+        )
+        started = time.perf_counter()
+        await self.publisher.publish(records, self.settings.ingest.publish_timeout_seconds)
+        self.metrics.publish_seconds.labels(label).observe(time.perf_counter() - started)
+        self.metrics.key_ring_matches.labels(label, str(verified.key_index)).inc()
+        self.metrics.events_published.labels(label, scheme.provider).inc(len(records))
+        self.metrics.requests.labels(label, "accepted").inc()
+        log.info(
+            "webhook_accepted",
+            provider=scheme.provider,
+            events=len(records),
+            event_ids=[e.event_id for e in verified.events],
+            key_index=verified.key_index,
+        )
+        return Response(scheme.success_body, media_type=scheme.success_media_type)
+
+    def _refuse(self, label: str, error: IngestError) -> Response:
+        outcome = "overloaded" if isinstance(error, Overloaded) else _OUTCOMES[error.status]
+        self.metrics.requests.labels(label, outcome).inc()
+        if error.status >= 500:
+            log.warning("webhook_unavailable", error=type(error).__name__, detail=error.detail)
+        elif not isinstance(error, VerificationFailed):
+            log.info("webhook_refused", status=error.status, detail=error.detail)
+        return problem_response(error, self.settings.ingest.retry_after_seconds)
+
+
+def _check_media_type(request: Request, scheme: Scheme) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in scheme.content_types:
+        allowed = ", ".join(sorted(scheme.content_types))
+        raise UnsupportedMediaType(f"{scheme.provider} deliveries are sent as {allowed}")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body exactly as received, refusing early once it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    settings: Settings,
+    publisher: Publisher,
+    *,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The receiver. The app starts the publisher on start-up and stops (flushes) it on shutdown."""
+    registry = registry if registry is not None else CollectorRegistry()
+    receiver = Receiver(settings, publisher, IngestMetrics(registry), clock)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        if await publisher.ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "kafka unreachable"}, status_code=503)
+
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await publisher.start()
+        log.info("receiver_started", endpoints=sorted(receiver.schemes))
+        try:
+            yield
+        finally:
+            # uvicorn has stopped accepting and finished in-flight requests: flush and close
+            await publisher.stop()
+            log.info("receiver_stopped")
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/{endpoint}", receiver.webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

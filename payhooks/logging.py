@@ -1,0 +1,105 @@
+"""structlog set-up: JSON or console lines, context variables, and redaction of secrets and PANs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+#: keys whose values are never logged, whatever they hold
+SENSITIVE_KEYS = frozenset(
+    {
+        "authorization",
+        "password",
+        "secret",
+        "secrets",
+        "signature",
+        "stripe-signature",
+        "body",
+        "payload",
+        "cvv",
+        "cvc",
+        "pan",
+        "card_number",
+    }
+)
+REDACTED = "[redacted]"
+
+# 13 to 19 digits, optionally split by single spaces or dashes, not inside a longer digit run
+_PAN_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def mask_pans(text: str) -> str:
+    """Replace every Luhn-valid 13-19 digit number by its last four digits."""
+
+    def _mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"[ -]", "", match.group(0))
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            return f"[pan ...{digits[-4:]}]"
+        return match.group(0)
+
+    return _PAN_CANDIDATE.sub(_mask, text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_pans(value)
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else _redact_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+           ) -> MutableMapping[str, Any]:
+    """structlog processor: drop sensitive keys, mask PAN-like numbers anywhere in the event."""
+    for key in list(event_dict):
+        if key.lower() in SENSITIVE_KEYS:
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _redact_value(event_dict[key])
+    return event_dict
+
+
+def configure(level: str = "info", fmt: str = "json") -> None:
+    """Configure structlog and the standard library's logging once, at process start."""
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact,  # last before rendering: nothing added above escapes it
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(message)s")

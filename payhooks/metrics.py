@@ -1,0 +1,74 @@
+"""Every Prometheus metric payhooks exports, named and documented in one place.
+
+Labels are of low cardinality only: endpoint and provider names, fixed outcome and reason words,
+key-ring positions. Never an event id, payment id or delivery id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# publish latency buckets: sub-millisecond acks to the 5 s deadline
+_PUBLISH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class IngestMetrics:
+    """The receiver's metrics (RED by endpoint, verification, key ring, publish)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "payhooks_ingest_requests_total",
+            "Webhook requests answered, by endpoint and outcome "
+            "(accepted, unauthorized, malformed, too_large, unsupported_media_type, "
+            "unknown_endpoint, unavailable, overloaded).",
+            ["endpoint", "outcome"],
+            registry=registry,
+        )
+        self.verification_failures = Counter(
+            "payhooks_ingest_verification_failures_total",
+            "Requests refused with 401, by provider and reason.",
+            ["provider", "reason"],
+            registry=registry,
+        )
+        self.key_ring_matches = Counter(
+            "payhooks_ingest_key_ring_matches_total",
+            "Verified requests by the position of the matching key in the endpoint's ring "
+            "(0 = first). An old key whose count stops growing can be removed.",
+            ["endpoint", "key_index"],
+            registry=registry,
+        )
+        self.events_published = Counter(
+            "payhooks_ingest_events_published_total",
+            "Provider events acknowledged by Kafka on the raw topic.",
+            ["endpoint", "provider"],
+            registry=registry,
+        )
+        self.publish_seconds = Histogram(
+            "payhooks_ingest_publish_seconds",
+            "Time from the first send to the last Kafka acknowledgement of a request.",
+            ["endpoint"],
+            buckets=_PUBLISH_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "payhooks_ingest_in_flight_requests",
+            "Webhook requests being handled right now.",
+            registry=registry,
+        )
+
+
+class ConsumerMetrics:
+    """The workers' metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.records = Counter(
+            "payhooks_consumer_records_total",
+            "Raw records handled, by outcome (emitted, duplicate, unmapped, dlq).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "payhooks_consumer_batch_seconds",
+            "Time to handle one polled batch, from poll to committed transaction.",
+            registry=registry,
+        )

@@ -1,0 +1,1 @@
+"""The wire contract: JSON Schema files, record value types, topic, header and key names."""

@@ -1,0 +1,56 @@
+"""The ``payments.events`` record value: one canonical payment event, amounts in minor units."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Final
+
+import orjson
+
+from schemas import wire
+
+#: the canonical event types of SPEC
+EVENT_TYPES: Final = frozenset(
+    {
+        "payment.authorized",
+        "payment.authorization_failed",
+        "payment.captured",
+        "payment.capture_failed",
+        "payment.canceled",
+        "payment.refunded",
+        "payment.refund_failed",
+        "dispute.opened",
+        "dispute.won",
+        "dispute.lost",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    event_id: str  # "{provider}:{provider event id}"
+    provider: str
+    endpoint: str
+    provider_event_id: str
+    provider_event_type: str
+    type: str  # one of EVENT_TYPES
+    payment_id: str  # "{provider}:{payment reference}"; the record key
+    operation_id: str | None  # capture / refund id where the provider has one
+    amount: int | None  # minor units; None where the provider sends none
+    currency: str | None  # ISO 4217, upper case
+    occurred_at: str  # RFC 3339 UTC
+    received_at: str
+    delivery_id: str
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown canonical event type {self.type!r}")
+        if self.amount is not None and (
+            not isinstance(self.amount, int) or isinstance(self.amount, bool)
+        ):
+            raise TypeError("amount must be an integer number of minor units")
+        if self.currency is not None and not (len(self.currency) == 3 and self.currency.isupper()):
+            raise ValueError(f"currency {self.currency!r} is not an upper-case ISO 4217 code")
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"schema": wire.SCHEMA_EVENT_V1, **asdict(self)})

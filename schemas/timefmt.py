@@ -1,0 +1,23 @@
+"""Timestamps on the wire: RFC 3339, UTC, millisecond precision, ``Z`` suffix."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def to_wire(moment: datetime) -> str:
+    """``2026-11-23T23:52:12.123Z``; naive datetimes are refused rather than guessed."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware UTC datetime")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_unix(seconds: float) -> str:
+    return to_wire(datetime.fromtimestamp(seconds, UTC))
+
+
+def parse(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone")
+    return moment.astimezone(UTC)

@@ -1,0 +1,40 @@
+"""Names that travel on the wire: topics, Kafka headers, Redis keys and schema ids, each in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Kafka topics (defaults; `[topics]` in the configuration renames them) ---------------------
+TOPIC_RAW: Final = "webhooks.raw"  # verified provider events, one record per event, key = payment
+TOPIC_EVENTS: Final = "payments.events"  # canonical payment events, exactly once downstream
+TOPIC_TRANSITIONS: Final = "payments.transitions"  # gapless per-payment state transitions
+TOPIC_STATE: Final = "payments.state"  # compacted latest snapshot per payment
+TOPIC_DLQ: Final = "webhooks.dlq"  # records that could not be processed, with the reason
+TOPIC_AUDIT: Final = "payhooks.audit"  # one record per operator action
+
+# --- Kafka record headers (values are UTF-8 bytes) -------------------------------------------
+HEADER_DELIVERY_ID: Final = "delivery_id"  # one id per HTTP request that carried the event
+HEADER_PROVIDER: Final = "provider"  # the endpoint's provider scheme, e.g. "stripe"
+HEADER_ENDPOINT: Final = "endpoint"  # the configured endpoint name, e.g. "stripe-eu"
+HEADER_EVENT_ID: Final = "event_id"  # the provider's event id (or the derived one)
+HEADER_TRACEPARENT: Final = "traceparent"  # W3C trace context of the request
+HEADER_SCHEMA: Final = "schema"  # the JSON Schema id the value conforms to
+HEADER_CONTENT_TYPE: Final = "content-type"  # always application/json for our values
+HEADER_REPLAY: Final = "replay"  # set by operator tools: the audit record id of the replay
+# dead letters keep the failed record's own headers and add these
+HEADER_DLQ_SOURCE_TOPIC: Final = "dlq_source_topic"
+HEADER_DLQ_SOURCE_PARTITION: Final = "dlq_source_partition"
+HEADER_DLQ_SOURCE_OFFSET: Final = "dlq_source_offset"
+HEADER_DLQ_STAGE: Final = "dlq_stage"  # decode | normalize | apply
+HEADER_DLQ_ERROR_CLASS: Final = "dlq_error_class"
+HEADER_DLQ_ERROR_MESSAGE: Final = "dlq_error_message"  # never holds a secret or body bytes
+
+# --- JSON Schema ids (files in schemas/json/) ----------------------------------------------
+SCHEMA_ENVELOPE_V1: Final = "payhooks.envelope.v1"
+SCHEMA_EVENT_V1: Final = "payhooks.event.v1"
+
+# --- Redis keys (every key starts with the configured prefix, default "payhooks:") -----------
+REDIS_EVENT_CLAIM: Final = "event:{event_id}"  # raw-record coordinates that first claimed an event
+
+# --- HTTP ------------------------------------------------------------------------------------
+PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
