@@ -11,8 +11,8 @@
         ├── PublishFailed            Kafka refused a record (non-retryable inside the deadline)
         └── Overloaded               too many requests in flight
 
-``VerificationFailed.reason`` is a short, fixed word (a metric label); ``detail`` is safe to show the
-caller: it never contains a secret, a signature or body bytes.
+``VerificationFailed.reason`` is a short, fixed word (a metric label); ``detail`` is safe to show
+the caller: it never contains a secret, a signature or body bytes.
 """
 
 from __future__ import annotations

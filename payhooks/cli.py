@@ -185,7 +185,8 @@ def sim(ctx: click.Context, url: str | None, provider: str, endpoint: str | None
 
     settings = _settings(ctx)
     candidates = [e for e in settings.endpoints.values() if e.provider == provider]
-    chosen = settings.endpoints.get(endpoint) if endpoint else (candidates or [None])[0]
+    default = candidates[0] if candidates else None
+    chosen = settings.endpoints.get(endpoint) if endpoint else default
     if chosen is None or chosen.provider != provider:
         _fail(f"no {provider} endpoint {endpoint or ''} in the configuration to sign with; "
               f"add [endpoints.<name>] provider = \"{provider}\" with its secrets", EXIT_USAGE)

@@ -19,7 +19,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -330,33 +330,56 @@ def _build_dataclass(cls: type[T], table: dict[str, Any], section: str) -> T:
 
 def _coerce(value: Any, kind: Any, key: str) -> Any:
     """Turn a TOML value or an environment string into ``kind``, naming ``key`` on failure."""
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "false", "0", "no"}:
-            return value.lower() in {"true", "1", "yes"}
-        raise ConfigError(key, f"expected true or false, got {value!r}")
-    if kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        raise ConfigError(key, f"expected an integer, got {value!r}")
-    if kind is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"expected a number, got {value!r}") from None
-    if kind is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(key, f"expected a string, got {value!r}")
     if typing.get_origin(kind) is tuple:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(key, "expected a list of strings (or a comma-separated string)")
-        return tuple(value)
-    raise ConfigError(key, f"unsupported setting type {kind!r}")  # pragma: no cover
+        return _to_strings(value, key)
+    converter = _CONVERTERS.get(kind)
+    if converter is None:  # pragma: no cover - a settings class with an unsupported field type
+        raise ConfigError(key, f"unsupported setting type {kind!r}")
+    return converter(value, key)
+
+
+def _to_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "1", "yes", "false", "0", "no"}:
+        return value.lower() in {"true", "1", "yes"}
+    raise ConfigError(key, f"expected true or false, got {value!r}")
+
+
+def _to_int(value: Any, key: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ConfigError(key, f"expected an integer, got {value!r}")
+
+
+def _to_float(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(key, f"expected a number, got {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(key, f"expected a number, got {value!r}") from None
+
+
+def _to_str(value: Any, key: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise ConfigError(key, f"expected a string, got {value!r}")
+
+
+def _to_strings(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, "expected a list of strings (or a comma-separated string)")
+    return tuple(value)
+
+
+_CONVERTERS: dict[Any, Callable[[Any, str], Any]] = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+}

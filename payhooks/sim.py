@@ -215,10 +215,9 @@ async def send(
                 summary.errors[type(exc).__name__] += 1
             summary.sent += 1
 
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        # tasks are created in plan order; per-payment locks are FIFO, so order within a payment holds
-        async with asyncio.TaskGroup() as group:
-            for delivery in deliveries:
-                group.create_task(one(client, delivery))
+    # tasks are created in plan order and per-payment locks are FIFO: order within a payment holds
+    async with httpx.AsyncClient(timeout=timeout) as client, asyncio.TaskGroup() as group:
+        for delivery in deliveries:
+            group.create_task(one(client, delivery))
     summary.seconds = time.perf_counter() - started
     return summary

@@ -64,10 +64,10 @@ def load_specs(
     defaults = doc.get("defaults") or {}
     names = settings.topics.by_role()
     specs = []
-    for role, entry in doc["topics"].items():
+    for role, declared in doc["topics"].items():
         if role not in names:
             raise TopicsFileError(f"{path}: topics.{role} is not a role of [topics]")
-        entry = entry or {}
+        entry = declared or {}
         configs = {**defaults.get("configs", {}), **entry.get("configs", {})}
         specs.append(
             TopicSpec(

@@ -1,4 +1,4 @@
-"""Load the JSON Schema files of ``schemas/json`` by id, for validating records in tests and tools."""
+"""Loads the JSON Schema files of ``schemas/json`` by id, to validate records in tests and tools."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ SCHEMA_DIR = Path(__file__).parent / "json"
 
 @cache
 def load(schema_id: str) -> dict[str, Any]:
-    """The schema whose ``$id`` is ``schema_id`` (``payhooks.envelope.v1`` -> ``envelope.v1.json``)."""
+    """The schema whose ``$id`` is ``schema_id`` (``payhooks.event.v1`` -> ``event.v1.json``)."""
     name = schema_id.removeprefix("payhooks.")
     doc: dict[str, Any] = orjson.loads((SCHEMA_DIR / f"{name}.json").read_bytes())
     if doc.get("$id") != schema_id:

@@ -1,4 +1,4 @@
-"""Names that travel on the wire: topics, Kafka headers, Redis keys and schema ids, each in one place."""
+"""Names that travel on the wire: topics, Kafka headers, Redis keys and schema ids, in one place."""
 
 from __future__ import annotations
 

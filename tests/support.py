@@ -40,8 +40,8 @@ async def read_topic(settings: Settings, topic: str, *, expect: int | None = Non
     return records
 
 
-def stripe_event(event_id: str = "evt_1", kind: str = "payment_intent.succeeded",
-                 pi: str = "pi_1", amount: int = 2500, created: int | None = None) -> dict[str, Any]:
+def stripe_event(event_id: str = "evt_1", kind: str = "payment_intent.succeeded", pi: str = "pi_1",
+                 amount: int = 2500, created: int | None = None) -> dict[str, Any]:
     return {
         "id": event_id,
         "object": "event",

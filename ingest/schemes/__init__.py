@@ -42,10 +42,16 @@ class Verified:
 
 
 class Scheme(Protocol):
-    provider: str
-    content_types: frozenset[str]  # accepted media types, without parameters
-    success_body: bytes  # what the provider expects in a 200
-    success_media_type: str
+    @property
+    def provider(self) -> str: ...
+    @property
+    def content_types(self) -> frozenset[str]:
+        """Accepted media types, without parameters."""
+    @property
+    def success_body(self) -> bytes:
+        """What the provider expects in a 200."""
+    @property
+    def success_media_type(self) -> str: ...
 
     def verify(self, request: RawRequest, now: float) -> Verified: ...
 

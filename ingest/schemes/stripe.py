@@ -25,7 +25,7 @@ PROVIDER = "stripe"
 
 
 def signature_header(body: bytes, secrets: Sequence[str], timestamp: int) -> str:
-    """The ``Stripe-Signature`` value Stripe would send, one ``v1`` per secret (as in a rotation)."""
+    """The ``Stripe-Signature`` Stripe would send, one ``v1`` per secret (as in a rotation)."""
     signed = f"{timestamp}.".encode() + body
     v1 = [
         f"v1={hmac.new(s.encode(), signed, hashlib.sha256).hexdigest()}" for s in secrets
@@ -119,8 +119,5 @@ def payment_ref(event: dict[str, Any]) -> str | None:
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
         return None
-    if obj.get("object") == "payment_intent":
-        ref = obj.get("id")
-    else:
-        ref = obj.get("payment_intent")
+    ref = obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
     return ref if isinstance(ref, str) and ref else None

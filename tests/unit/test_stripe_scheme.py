@@ -6,6 +6,7 @@ signer produces.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import orjson
@@ -137,10 +138,8 @@ def test_verified_body_that_is_not_an_event_is_malformed() -> None:
 
 @given(body=st.binary(max_size=512), header=st.text(max_size=200))
 def test_arbitrary_input_raises_only_typed_errors(body: bytes, header: str) -> None:
-    try:
+    with contextlib.suppress(VerificationFailed, MalformedRequest):
         scheme(NEW, OLD).verify(request(body, header), now=NOW)
-    except (VerificationFailed, MalformedRequest):
-        pass
 
 
 @pytest.mark.parametrize(("event", "ref"), [

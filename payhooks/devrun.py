@@ -1,0 +1,178 @@
+"""``make run``: the whole pipeline on one machine, a simulated Stripe flow, and a live view.
+
+Starts (or reuses) the local Kafka and Redis, creates the topics, starts the receiver and one
+worker, sends a few signed payment lifecycles, prints every canonical event that reaches
+payments.events, and keeps printing until Ctrl-C. Then it stops everything it started, in order,
+and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import httpx
+import orjson
+
+from payhooks import kafka, sim, stack
+from payhooks.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_CONFIG = REPO / "deploy" / "local" / "payhooks.toml"
+DEMO_PAYMENTS = 4
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+class Child:
+    """A payhooks service in its own session (so Ctrl-C reaches us first), logging to a file."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log: IO[bytes] = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "payhooks", *args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)  # graceful: drain, flush, commit, close
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def _wait_ready(url: str, child: Child, timeout: float = 45.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise RuntimeError(f"the {child.name} exited; see {child.log_path}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"the {child.name} did not become ready at {url}; see {child.log_path}")
+
+
+def _money(amount: int | None, currency: str | None) -> str:
+    if amount is None:
+        return ""
+    # display only: two decimals fits the demo's EUR/USD/GBP; values stay integer minor units
+    return f"{amount // 100}.{amount % 100:02d} {currency} ({amount} minor units)"
+
+
+async def _send_demo(settings: Settings, url: str) -> None:
+    endpoint = settings.endpoints["stripe"]
+    deliveries, _summary = sim.plan("stripe", DEMO_PAYMENTS, duplicates=0.25, seed=None)
+    say(f"Sending {len(deliveries)} signed Stripe webhooks for {DEMO_PAYMENTS} payments "
+        f"to {url} (some sent twice, as PSPs do):")
+    async with httpx.AsyncClient(timeout=10) as client:
+        for delivery in deliveries:
+            body, headers = sim.signed_request("stripe", delivery, [endpoint.secrets[0].value],
+                                               int(time.time()))
+            answer = await client.post(url, content=body, headers=headers)
+            tag = "  (duplicate)" if delivery.duplicate else ""
+            say(f"  POST {delivery.event['type']:<42} {delivery.payment_ref}  -> "
+                f"{answer.status_code}{tag}")
+
+
+async def _show_events(settings: Settings, stop: asyncio.Event) -> None:
+    consumer = kafka.consumer(settings.kafka, settings.topics.events, group_id=None)
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for record in records:
+                    event = orjson.loads(record.value)
+                    say(f"  payments.events  {event['payment_id']:<34} {event['type']:<22} "
+                        f"{_money(event['amount'], event['currency'])}")
+    finally:
+        await consumer.stop()
+
+
+async def _demo(settings: Settings, url: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    viewer = asyncio.create_task(_show_events(settings, stop))
+    await _send_demo(settings, url)
+    say()
+    say("Canonical events on payments.events (one per provider event; duplicates dropped):")
+    await stop.wait()
+    await viewer
+
+
+@contextlib.contextmanager
+def _stack(state_dir: Path) -> Iterator[None]:
+    summary = stack.up(state_dir)
+    services = {"kafka": summary["kafka"], "redis": summary["redis"]}
+    ours = [name for name, service in services.items() if service["status"] == stack.STARTED]
+    for name, service in services.items():
+        say(f"  {name:<6} {service['address']:<24} {service['status']}")
+    try:
+        yield
+    finally:
+        if ours:
+            say(f"Stopping {' and '.join(ours)} (started by this run)...")
+            stack.down(state_dir, only=ours)
+
+
+def main() -> int:
+    os.environ.setdefault("PAYHOOKS_CONFIG", str(LOCAL_CONFIG))
+    settings = load_settings()
+    state_dir = Path(os.environ.get("PAYHOOKS_STATE_DIR", REPO / ".stack"))
+    log_dir = state_dir / "run"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    say("payhooks local run: Kafka + Redis, receiver, worker, and a simulated Stripe flow.")
+    say("Starting the stack (first run downloads Kafka's jars from Maven Central)...")
+    try:
+        with _stack(state_dir):
+            say("Creating topics from deploy/topics.yaml...")
+            subprocess.run([sys.executable, "-m", "payhooks", "topics", "apply"], check=True,
+                           env=env)
+            receiver = Child("receiver", ["serve"], log_dir, env)
+            worker = Child("worker", ["consume", "--metrics-port", "9101"], log_dir, env)
+            try:
+                base = f"http://{settings.ingest.host}:{settings.ingest.port}"
+                _wait_ready(f"{base}/readyz", receiver)
+                say(f"Receiver ready at {base} (logs: {receiver.log_path}); "
+                    f"worker logs: {worker.log_path}")
+                say()
+                asyncio.run(_demo(settings, f"{base}/webhooks/stripe"))
+            finally:
+                say()
+                say("Stopping the receiver and the worker...")
+                receiver.stop()
+                worker.stop()
+    except (stack.StackError, RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"payhooks run: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    say("Stopped. Nothing left running that this run started.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
