@@ -16,6 +16,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ingest.errors import PublishFailed, PublishTimeout
+from payhooks import kafka
+from payhooks.config import KafkaSettings
 from payhooks.kafka import Record
 
 
@@ -27,29 +29,41 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    """The real publisher over one idempotent ``acks=all`` producer shared by all requests."""
+    """The real publisher over one idempotent ``acks=all`` producer shared by all requests.
 
-    def __init__(self, producer: AIOKafkaProducer, readiness_timeout: float = 2.0) -> None:
-        self._producer = producer
+    The producer is created in ``start`` (inside the running event loop, as aiokafka requires),
+    which the receiver's lifespan calls.
+    """
+
+    def __init__(self, settings: KafkaSettings, readiness_timeout: float = 2.0) -> None:
+        self._settings = settings
         self._readiness_timeout = readiness_timeout
-        self._started = False
+        self._producer: AIOKafkaProducer | None = None
         self._ready_cache: tuple[float, bool] = (0.0, False)
 
     async def start(self) -> None:
+        producer = kafka.producer(self._settings)
         # start() needs one broker to bootstrap; bound it so a dead broker does not hang start-up
-        await asyncio.wait_for(self._producer.start(), timeout=30)
-        self._started = True
+        try:
+            await asyncio.wait_for(producer.start(), timeout=30)
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
 
     async def stop(self) -> None:
-        if self._started:
-            self._started = False
-            await self._producer.stop()  # flushes what is still buffered
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()  # flushes what is still buffered
 
     async def publish(self, records: Sequence[Record], timeout: float) -> None:
+        if self._producer is None:
+            raise PublishFailed("the Kafka producer is not started")
+        producer = self._producer
         try:
             async with asyncio.timeout(timeout):
                 acks = [
-                    await self._producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
+                    await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
                     for r in records
                 ]
                 await asyncio.gather(*acks)
@@ -62,7 +76,7 @@ class KafkaPublisher:
 
     async def ready(self) -> bool:
         """True while the producer can reach the cluster (a metadata round trip, cached 1 s)."""
-        if not self._started:
+        if self._producer is None:
             return False
         checked_at, ok = self._ready_cache
         if time.monotonic() - checked_at < 1.0:

@@ -21,6 +21,7 @@ from typing import IO
 
 import httpx
 import orjson
+from aiokafka import AIOKafkaConsumer
 
 from payhooks import kafka, sim, stack
 from payhooks.config import Settings, load_settings
@@ -31,7 +32,9 @@ DEMO_PAYMENTS = 4
 
 
 def say(text: str = "") -> None:
-    print(text, flush=True)
+    """Print for the person watching; a closed terminal or pipe must never stop the clean-up."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 class Child:
@@ -94,9 +97,19 @@ async def _send_demo(settings: Settings, url: str) -> None:
                 f"{answer.status_code}{tag}")
 
 
-async def _show_events(settings: Settings, stop: asyncio.Event) -> None:
-    consumer = kafka.consumer(settings.kafka, settings.topics.events, group_id=None)
+async def _events_from_now(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer positioned at the current end of payments.events: shows this run's events only."""
+    consumer = kafka.consumer(settings.kafka, settings.topics.events, group_id=None,
+                              auto_offset_reset="latest")
     await consumer.start()
+    while not consumer.assignment():  # without a group, every partition is ours once known
+        await consumer.getmany(timeout_ms=100)
+    for tp in consumer.assignment():
+        await consumer.position(tp)  # resolve "latest" now, before the demo sends anything
+    return consumer
+
+
+async def _show_events(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=300)
@@ -114,10 +127,17 @@ async def _demo(settings: Settings, url: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    viewer = asyncio.create_task(_show_events(settings, stop))
+    viewer = asyncio.create_task(_show_events(await _events_from_now(settings), stop))
     await _send_demo(settings, url)
     say()
     say("Canonical events on payments.events (one per provider event; duplicates dropped):")
+    await asyncio.sleep(3)
+    say()
+    say("Running. Send more traffic from another terminal, e.g.")
+    say(f"  PAYHOOKS_CONFIG={os.environ['PAYHOOKS_CONFIG']} .venv/bin/payhooks sim "
+        "--payments 20 --duplicates 0.2 --reorder 0.3")
+    say("and watch it arrive here. Ctrl-C stops everything this run started.")
+    say()
     await stop.wait()
     await viewer
 
@@ -133,8 +153,8 @@ def _stack(state_dir: Path) -> Iterator[None]:
         yield
     finally:
         if ours:
-            say(f"Stopping {' and '.join(ours)} (started by this run)...")
             stack.down(state_dir, only=ours)
+            say(f"Stopped {' and '.join(ours)} (started by this run).")
 
 
 def main() -> int:
@@ -161,10 +181,12 @@ def main() -> int:
                 say()
                 asyncio.run(_demo(settings, f"{base}/webhooks/stripe"))
             finally:
-                say()
-                say("Stopping the receiver and the worker...")
+                # shutdown order: the receiver first (no new records), then the worker
+                # (finishes its batch and commits), then the stack below
                 receiver.stop()
                 worker.stop()
+                say()
+                say("Stopped the receiver and the worker.")
     except (stack.StackError, RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"payhooks run: {exc}", file=sys.stderr)
         return 1

@@ -31,7 +31,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     Shutdown (uvicorn, then our lifespan): stop accepting connections, let in-flight requests
     finish (up to 30 s), then flush and close the Kafka producer.
     """
-    app = create_app(settings, KafkaPublisher(kafka.producer(settings.kafka)))
+    app = create_app(settings, KafkaPublisher(settings.kafka))
     config = uvicorn.Config(
         app,
         host=host,

@@ -168,7 +168,7 @@ async def _config_drift(client: Any, spec: TopicSpec) -> list[str]:
     if not spec.configs:
         return []
     responses = await client.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=list(spec.configs))]
+        [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=dict.fromkeys(spec.configs))]
     )
     actual: dict[str, str | None] = {}
     for response in responses:

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from ingest.app import create_app
 from ingest.publisher import KafkaPublisher
-from payhooks import kafka, stack, topics
+from payhooks import stack, topics
 from payhooks.config import (
     ConsumerSettings,
     EndpointSettings,
@@ -139,7 +139,7 @@ async def settings(kafka_bootstrap: str, redis_url: str) -> Settings:
 @contextlib.asynccontextmanager
 async def running_receiver(settings: Settings) -> AsyncIterator[str]:
     """The real receiver under uvicorn on a free port, with a real Kafka publisher."""
-    app = create_app(settings, KafkaPublisher(kafka.producer(settings.kafka)),
+    app = create_app(settings, KafkaPublisher(settings.kafka),
                      registry=CollectorRegistry())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
