@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -114,12 +116,17 @@ async def apply(settings: Settings, specs: list[TopicSpec], dry_run: bool = Fals
         cluster = await client.describe_cluster()
         brokers = len(cluster["brokers"])
         specs, notes = fit_to_cluster(specs, brokers)
-        existing = {t["topic"]: t for t in await client.describe_topics([s.name for s in specs])
-                    if t["error_code"] == 0}
+        existing = await _describe(client, [s.name for s in specs])
         reports = []
         to_create = [s for s in specs if s.name not in existing]
         if to_create and not dry_run:
-            await _create(client, to_create)
+            already = await _create(client, to_create)
+            # a topic this broker's metadata did not show yet, but the controller knows: describe
+            # it properly (metadata catches up within moments) and check it like any other
+            deadline = time.monotonic() + 10
+            while already - existing.keys() and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                existing.update(await _describe(client, sorted(already)))
         for spec in specs:
             if spec.name not in existing:
                 action = "would create" if dry_run else "created"
@@ -135,7 +142,14 @@ async def apply(settings: Settings, specs: list[TopicSpec], dry_run: bool = Fals
         await client.close()
 
 
-async def _create(client: Any, specs: list[TopicSpec]) -> None:
+async def _describe(client: Any, names: list[str]) -> dict[str, Any]:
+    """The described topics among ``names`` that exist (as this broker's metadata sees them)."""
+    return {t["topic"]: t for t in await client.describe_topics(names) if t["error_code"] == 0}
+
+
+async def _create(client: Any, specs: list[TopicSpec]) -> set[str]:
+    """Create ``specs``; the names of those that turned out to exist already."""
+    already: set[str] = set()
     response = await client.create_topics(
         [
             NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.configs))
@@ -147,10 +161,12 @@ async def _create(client: Any, specs: list[TopicSpec]) -> None:
         if code == 0:
             continue
         error = for_code(code)
-        if error is TopicAlreadyExistsError:  # created meanwhile by someone else: fine
+        if error is TopicAlreadyExistsError:  # created meanwhile, or metadata was behind
+            already.add(name)
             continue
         message = topic_error[2] if len(topic_error) > 2 else ""
         raise error(f"cannot create topic {name}: {message}")
+    return already
 
 
 def _shape_drift(spec: TopicSpec, described: Mapping[str, Any]) -> list[str]:
