@@ -92,7 +92,7 @@ class Receiver:
         body = await _read_body(request, self.settings.ingest.max_body_bytes)
         now = self.clock()
         try:
-            verified = scheme.verify(RawRequest(body=body, headers=request.headers), now)
+            verified = await scheme.verify(RawRequest(body=body, headers=request.headers), now)
         except VerificationFailed as failure:
             self.metrics.verification_failures.labels(scheme.provider, failure.reason).inc()
             log.warning("verification_failed", provider=scheme.provider, reason=failure.reason)

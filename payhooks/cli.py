@@ -156,7 +156,8 @@ def topics_apply(ctx: click.Context, path: Path | None, partitions: int | None, 
 @cli.command()
 @click.option("--url", default=None,
               help="Webhook URL [default: http://<ingest.host>:<ingest.port>/webhooks/<endpoint>].")
-@click.option("--provider", type=click.Choice(["stripe"]), default="stripe", show_default=True)
+@click.option("--provider", default="stripe", show_default=True,
+              help="Provider scheme to simulate (stripe, adyen, checkout, ...).")
 @click.option("--endpoint", default=None,
               help="Configured endpoint whose key ring signs the traffic [default: first of the "
                    "provider].")
@@ -184,6 +185,9 @@ def sim(ctx: click.Context, url: str | None, provider: str, endpoint: str | None
     from payhooks import sim as sim_mod  # noqa: PLC0415
 
     settings = _settings(ctx)
+    if provider not in sim_mod.PROVIDERS:
+        _fail(f"provider {provider!r} is not simulated; try: {', '.join(sim_mod.PROVIDERS)}",
+              EXIT_USAGE)
     candidates = [e for e in settings.endpoints.values() if e.provider == provider]
     default = candidates[0] if candidates else None
     chosen = settings.endpoints.get(endpoint) if endpoint else default
@@ -193,8 +197,7 @@ def sim(ctx: click.Context, url: str | None, provider: str, endpoint: str | None
     target = url or f"http://{settings.ingest.host}:{settings.ingest.port}/webhooks/{chosen.name}"
     deliveries, summary = sim_mod.plan(provider, payments, duplicates=duplicates,
                                        reorder=reorder, seed=seed)
-    secrets = [chosen.secrets[0].value]
-    summary = asyncio.run(sim_mod.send(target, provider, secrets, deliveries, summary,
+    summary = asyncio.run(sim_mod.send(target, provider, chosen, deliveries, summary,
                                        rate=rate, concurrency=concurrency))
     data = summary.as_dict()
 

@@ -89,11 +89,10 @@ async def _send_demo(settings: Settings, url: str) -> None:
         f"to {url} (some sent twice, as PSPs do):")
     async with httpx.AsyncClient(timeout=10) as client:
         for delivery in deliveries:
-            body, headers = sim.signed_request("stripe", delivery, [endpoint.secrets[0].value],
-                                               int(time.time()))
-            answer = await client.post(url, content=body, headers=headers)
+            signed = sim.signed_request("stripe", delivery, endpoint, int(time.time()))
+            answer = await client.post(url, content=signed.body, headers=signed.headers)
             tag = "  (duplicate)" if delivery.duplicate else ""
-            say(f"  POST {delivery.event['type']:<42} {delivery.payment_ref}  -> "
+            say(f"  POST {delivery.kind:<42} {delivery.payment_ref}  -> "
                 f"{answer.status_code}{tag}")
 
 

@@ -1,13 +1,19 @@
 """Provider schemes: how each PSP signs a delivery and what events it carries, one module each.
 
-A scheme is built from an endpoint's settings and exposes one pure method, ``verify``, that takes
-the raw request and the current time and returns the verified events, or raises
-:class:`ingest.errors.VerificationFailed` (401) or :class:`ingest.errors.MalformedRequest` (400).
-Nothing is parsed before the signature holds.
+A scheme is built from an endpoint's settings (``from_settings``, which raises ConfigError naming
+the key) and exposes ``verify``: it takes the raw request and the current time and returns the
+verified events, or raises :class:`ingest.errors.VerificationFailed` (401) or
+:class:`ingest.errors.MalformedRequest` (400). Nothing is parsed before the signature holds (Adyen,
+which signs parsed fields, is the documented exception). ``verify`` is a coroutine only so that a
+scheme can fetch key material (PayPal's certificate); the checks themselves are pure functions.
+
+Each provider module also holds the signer of its scheme: tests, the simulator and the benchmarks
+sign with the same code the receiver verifies with.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -53,22 +59,37 @@ class Scheme(Protocol):
     @property
     def success_media_type(self) -> str: ...
 
-    def verify(self, request: RawRequest, now: float) -> Verified: ...
+    async def verify(self, request: RawRequest, now: float) -> Verified: ...
 
 
-SchemeFactory = Callable[[EndpointSettings], Scheme]
+#: provider -> "module:class" of its scheme; each class has ``from_settings(endpoint)``
+SCHEMES: dict[str, str] = {
+    "stripe": "ingest.schemes.stripe:StripeScheme",
+    "adyen": "ingest.schemes.adyen:AdyenScheme",
+    "braintree": "ingest.schemes.braintree:BraintreeScheme",
+    "paypal": "ingest.schemes.paypal:PayPalScheme",
+    "checkout": "ingest.schemes.checkout:CheckoutScheme",
+    "square": "ingest.schemes.square:SquareScheme",
+    "gocardless": "ingest.schemes.gocardless:GoCardlessScheme",
+    "razorpay": "ingest.schemes.razorpay:RazorpayScheme",
+    "mollie": "ingest.schemes.mollie:MollieScheme",
+    "standard": "ingest.schemes.standard:StandardScheme",
+    "hmac": "ingest.schemes.generic_hmac:GenericHmacScheme",
+}
 
 
 def build_scheme(endpoint: EndpointSettings) -> Scheme:
-    """The scheme of one configured endpoint; a provider not built yet is a ConfigError."""
-    from ingest.schemes import stripe  # noqa: PLC0415  (the table grows one import per provider)
-
-    factories: dict[str, SchemeFactory] = {"stripe": stripe.StripeScheme.from_settings}
-    factory = factories.get(endpoint.provider)
-    if factory is None:
+    """The scheme of one configured endpoint; settings it cannot use are a ConfigError."""
+    target = SCHEMES.get(endpoint.provider)
+    key = f"endpoints.{endpoint.name}.provider"
+    if target is None:
+        raise ConfigError(key, f"unknown provider {endpoint.provider!r}")
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
         raise ConfigError(
-            f"endpoints.{endpoint.name}.provider",
-            f"provider {endpoint.provider!r} is not supported by this receiver yet "
-            f"(supported: {', '.join(sorted(factories))})",
-        )
+            key, f"provider {endpoint.provider!r} is not supported by this receiver yet"
+        ) from None
+    factory: Callable[[EndpointSettings], Scheme] = getattr(module, class_name).from_settings
     return factory(endpoint)

@@ -8,8 +8,6 @@ rejects old ones). The payment reference is the PaymentIntent: ``data.object.id`
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import orjson
 
 from ingest.errors import MalformedRequest, VerificationFailed
-from ingest.schemes import ProviderEvent, RawRequest, Verified
+from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
 from payhooks.config import EndpointSettings
 
 HEADER = "stripe-signature"
@@ -27,9 +25,7 @@ PROVIDER = "stripe"
 def signature_header(body: bytes, secrets: Sequence[str], timestamp: int) -> str:
     """The ``Stripe-Signature`` Stripe would send, one ``v1`` per secret (as in a rotation)."""
     signed = f"{timestamp}.".encode() + body
-    v1 = [
-        f"v1={hmac.new(s.encode(), signed, hashlib.sha256).hexdigest()}" for s in secrets
-    ]
+    v1 = [f"v1={signing.hmac_hex(s.encode(), signed).decode()}" for s in secrets]
     return ",".join([f"t={timestamp}", *v1])
 
 
@@ -49,7 +45,7 @@ class StripeScheme:
             tolerance_seconds=endpoint.tolerance_seconds,
         )
 
-    def verify(self, request: RawRequest, now: float) -> Verified:
+    async def verify(self, request: RawRequest, now: float) -> Verified:
         timestamp, candidates = _parse_header(request.headers.get(HEADER))
         key_index = self._matching_key(timestamp, candidates, request.body)
         age = now - timestamp
@@ -61,15 +57,10 @@ class StripeScheme:
 
     def _matching_key(self, timestamp: int, candidates: Sequence[bytes], body: bytes) -> int:
         signed = b"%d." % timestamp + body
-        for index, key in enumerate(self.keys):
-            expected = hmac.new(key, signed, hashlib.sha256).hexdigest().encode()
-            # compare every candidate: which one matched must not change the time taken
-            matched = False
-            for candidate in candidates:
-                matched |= hmac.compare_digest(expected, candidate)
-            if matched:
-                return index
-        raise VerificationFailed("signature_mismatch", "no signature matches any key of the ring")
+        index = signing.first_match((signing.hmac_hex(k, signed) for k in self.keys), candidates)
+        if index is None:
+            raise VerificationFailed("signature_mismatch", "no signature matches a key of the ring")
+        return index
 
 
 def _parse_header(value: str | None) -> tuple[int, list[bytes]]:
@@ -87,7 +78,7 @@ def _parse_header(value: str | None) -> tuple[int, list[bytes]]:
             timestamp = int(content)
         elif name == "v1":
             # bytes for compare_digest: str with non-ASCII characters would raise TypeError
-            candidates.append(content.encode("utf-8", "surrogateescape"))
+            candidates.append(signing.header_bytes(content))
     if timestamp is None:
         raise VerificationFailed("malformed_header", "Stripe-Signature has no timestamp")
     if not candidates:

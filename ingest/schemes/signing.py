@@ -1,0 +1,73 @@
+"""Helpers every scheme shares: HMAC digests, constant-time comparison on bytes, Basic auth."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+
+from ingest.errors import VerificationFailed
+from payhooks.config import BasicAuth
+
+
+def hmac_digest(key: bytes, message: bytes, digest: str = "sha256") -> bytes:
+    return hmac.new(key, message, getattr(hashlib, digest)).digest()
+
+
+def hmac_hex(key: bytes, message: bytes, digest: str = "sha256") -> bytes:
+    """Lower-case hex digest, as bytes (ready for :func:`equal`)."""
+    return hmac.new(key, message, getattr(hashlib, digest)).hexdigest().encode("ascii")
+
+
+def hmac_b64(key: bytes, message: bytes, digest: str = "sha256") -> bytes:
+    """Standard base64 of the digest, as bytes."""
+    return base64.b64encode(hmac_digest(key, message, digest))
+
+
+def header_bytes(value: str) -> bytes:
+    """A header value as bytes for comparison; never raises, whatever the client sent."""
+    return value.encode("utf-8", "surrogateescape")
+
+
+def equal(expected: bytes, candidate: bytes) -> bool:
+    """Constant-time comparison of bytes (``compare_digest`` on ``str`` raises on non-ASCII)."""
+    return hmac.compare_digest(expected, candidate)
+
+
+def first_match(expected_per_key: Iterable[bytes], candidates: Sequence[bytes]) -> int | None:
+    """Index of the first key whose expected signature equals any candidate, else None.
+
+    Every candidate is compared for a key, so which candidate matched does not change the time.
+    """
+    for index, expected in enumerate(expected_per_key):
+        matched = False
+        for candidate in candidates:
+            matched |= equal(expected, candidate)
+        if matched:
+            return index
+    return None
+
+
+def b64decode_or_none(text: str | bytes) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def check_basic_auth(headers: Mapping[str, str], expected: BasicAuth | None) -> None:
+    """Raise ``basic_auth_failed`` unless the Authorization header carries ``expected``.
+
+    No configured Basic auth means there is nothing to check.
+    """
+    if expected is None:
+        return
+    header = headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    decoded = b64decode_or_none(encoded.strip()) if scheme.lower() == "basic" else None
+    wanted = f"{expected.username}:{expected.password.value}".encode()
+    # compare even when the header is missing or garbage, so timing says nothing either way
+    if not equal(wanted, decoded or b"") or decoded is None:
+        raise VerificationFailed("basic_auth_failed", "Basic authentication failed")
