@@ -46,12 +46,15 @@ class VerificationFailed(IngestError):
     #: the fixed reasons, used as the ``reason`` label of the verification-failure metric
     REASONS: ClassVar[frozenset[str]] = frozenset(
         {
-            "missing_header",
-            "malformed_header",
-            "signature_mismatch",
+            "missing_header",  # a signature, timestamp or id header is absent
+            "missing_signature",  # a signature inside the body (Adyen items, form fields) is absent
+            "malformed_header",  # present but not in the scheme's format
+            "signature_mismatch",  # well formed, but no key of the ring produced it
             "timestamp_too_old",
             "timestamp_in_future",
             "basic_auth_failed",
+            "authorization_failed",  # a static Authorization header (Checkout.com) did not match
+            "certificate_rejected",  # PayPal: cert URL not allowed, fetch failed, chain invalid
         }
     )
 
