@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 
+import orjson
 import structlog
+import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,6 +21,7 @@ from starlette.routing import Route
 from ingest.envelopes import records_for, traceparent
 from ingest.errors import (
     IngestError,
+    InternalError,
     Overloaded,
     PayloadTooLarge,
     UnknownEndpoint,
@@ -31,6 +36,8 @@ from payhooks.metrics import IngestMetrics
 from schemas import timefmt
 
 log = structlog.get_logger("payhooks.ingest")
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
 #: metric label for requests to endpoints that are not configured (bounded cardinality)
 UNKNOWN_ENDPOINT_LABEL = "_unknown"
@@ -68,7 +75,11 @@ class Receiver:
         name = request.path_params["endpoint"]
         label = name if name in self.schemes else UNKNOWN_ENDPOINT_LABEL
         delivery_id = str(uuid.uuid4())
-        structlog.contextvars.bind_contextvars(delivery_id=delivery_id, endpoint=label)
+        structlog.contextvars.bind_contextvars(
+            request_id=_request_id(request.headers) or delivery_id,
+            delivery_id=delivery_id,
+            endpoint=label,
+        )
         limit = self.settings.ingest.max_in_flight
         if self.in_flight >= limit:
             # answer at once instead of queueing without bound; the PSP retries
@@ -82,7 +93,7 @@ class Receiver:
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
-            structlog.contextvars.unbind_contextvars("delivery_id", "endpoint")
+            structlog.contextvars.unbind_contextvars("request_id", "delivery_id", "endpoint")
 
     async def _handle(self, request: Request, name: str, label: str, delivery_id: str) -> Response:
         scheme = self.schemes.get(name)
@@ -131,6 +142,14 @@ class Receiver:
         return problem_response(error, self.settings.ingest.retry_after_seconds)
 
 
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    """The caller's X-Request-Id when it is a plain token (it ends up in logs), else None."""
+    value = headers.get("x-request-id", "")
+    if 0 < len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_.:") for c in value):
+        return value
+    return None
+
+
 def _check_media_type(request: Request, scheme: Scheme) -> None:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type not in scheme.content_types:
@@ -175,6 +194,15 @@ def create_app(
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def openapi(_request: Request) -> Response:
+        return Response(openapi_document(), media_type="application/json")
+
+    async def internal_error(_request: Request, exc: Exception) -> Response:
+        # a bug, not the caller's fault: log it with its traceback, answer without one; the PSP
+        # retries a 500, and the event is not lost
+        log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+        return problem_response(InternalError("unexpected error; it has been logged"), 0)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await publisher.start()
@@ -192,6 +220,14 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
+        exception_handlers={500: internal_error},
         lifespan=lifespan,
     )
+
+
+@functools.cache
+def openapi_document() -> bytes:
+    """The OpenAPI description of the receiver (ingest/openapi.yaml), as JSON."""
+    return orjson.dumps(yaml.safe_load(OPENAPI_PATH.read_text(encoding="utf-8")))

@@ -6,6 +6,7 @@
     ├── VerificationFailed      401  signature, key, basic-auth or timestamp did not check out
     ├── PayloadTooLarge         413  body over ``ingest.max_body_bytes``
     ├── UnsupportedMediaType    415  content type the provider never sends
+    ├── InternalError           500  a bug of ours; logged with its traceback, never shown
     └── Unavailable             503  retryable by the PSP (answered with Retry-After)
         ├── PublishTimeout           Kafka did not acknowledge every record within the deadline
         ├── PublishFailed            Kafka refused a record (non-retryable inside the deadline)
@@ -73,6 +74,11 @@ class PayloadTooLarge(IngestError):
 class UnsupportedMediaType(IngestError):
     status = 415
     title = "Unsupported media type"
+
+
+class InternalError(IngestError):
+    status = 500
+    title = "Internal error"
 
 
 class Unavailable(IngestError):

@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
@@ -81,27 +81,45 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]
     return event_dict
 
 
-def configure(level: str = "info", fmt: str = "json") -> None:
-    """Configure structlog and the standard library's logging once, at process start."""
+def shared_processors() -> list[Any]:
+    """Processors every log event passes, ours and the standard library's (aiokafka, uvicorn)."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact,  # last before rendering: nothing added above escapes it
+    ]
+
+
+def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = None) -> None:
+    """Configure structlog and the standard library's logging once, at process start.
+
+    Both end in the same renderer, after the same redaction, on ``stream`` (default stderr).
+    """
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.dev.ConsoleRenderer(colors=stream is None and sys.stderr.isatty())
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact,  # last before rendering: nothing added above escapes it
-            renderer,
-        ],
+        processors=[*shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(
-        level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(message)s"
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared_processors(),
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
     )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    # libraries speak at WARNING and above unless we are debugging
+    for noisy in ("aiokafka", "uvicorn.error", "kafka"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

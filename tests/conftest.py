@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from starlette.applications import Starlette
 
 from ingest.app import create_app
 from ingest.publisher import KafkaPublisher
@@ -137,10 +138,8 @@ async def settings(kafka_bootstrap: str, redis_url: str) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_receiver(settings: Settings) -> AsyncIterator[str]:
-    """The real receiver under uvicorn on a free port, with a real Kafka publisher."""
-    app = create_app(settings, KafkaPublisher(settings.kafka),
-                     registry=CollectorRegistry())
+async def serving(app: Starlette) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """``app`` under uvicorn on a free port: its base URL and the server (to stop it early)."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
                                            access_log=False, lifespan="on"))
@@ -150,10 +149,18 @@ async def running_receiver(settings: Settings) -> AsyncIterator[str]:
             task.result()  # raises what stopped it
         await asyncio.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(settings: Settings) -> AsyncIterator[str]:
+    """The real receiver under uvicorn on a free port, with a real Kafka publisher."""
+    app = create_app(settings, KafkaPublisher(settings.kafka), registry=CollectorRegistry())
+    async with serving(app) as (url, _server):
+        yield url
 
 
 @pytest.fixture
