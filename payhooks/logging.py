@@ -31,6 +31,12 @@ REDACTED = "[redacted]"
 
 # 13 to 19 digits, optionally split by single spaces or dashes, not inside a longer digit run
 _PAN_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# secrets with a recognisable shape, wherever they appear: webhook keys (Stripe, Standard
+# Webhooks), API keys, and credentials of Authorization headers
+_SECRET_SHAPES = re.compile(
+    r"\b(?:whsec|whpk|whsk|sk_live|sk_test|rk_live|rk_test)_[A-Za-z0-9+/=_-]+"
+    r"|\b(?:Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{6,}"
+)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -41,6 +47,11 @@ def luhn_valid(digits: str) -> bool:
             value = value * 2 - 9 if value > 4 else value * 2
         total += value
     return total % 10 == 0
+
+
+def mask_secrets(text: str) -> str:
+    """Replace secret-shaped substrings (``whsec_...``, ``Basic ...``) by a marker."""
+    return _SECRET_SHAPES.sub("[secret]", text)
 
 
 def mask_pans(text: str) -> str:
@@ -57,7 +68,7 @@ def mask_pans(text: str) -> str:
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_pans(value)
+        return mask_pans(mask_secrets(value))
     if isinstance(value, dict):
         return {
             k: REDACTED if str(k).lower() in SENSITIVE_KEYS else _redact_value(v)
@@ -93,7 +104,8 @@ def shared_processors() -> list[Any]:
     ]
 
 
-def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = None) -> None:
+def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = None,
+              *, cache_loggers: bool = True) -> None:
     """Configure structlog and the standard library's logging once, at process start.
 
     Both end in the same renderer, after the same redaction, on ``stream`` (default stderr).
@@ -108,7 +120,7 @@ def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = N
         processors=[*shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache_loggers,  # tests keep it off for capture_logs
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(

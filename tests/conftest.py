@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +28,7 @@ from starlette.applications import Starlette
 
 from ingest.app import create_app
 from ingest.publisher import KafkaPublisher
+from payhooks import logging as plog
 from payhooks import stack, topics
 from payhooks.config import (
     ConsumerSettings,
@@ -40,6 +43,41 @@ from payhooks.config import (
 
 STRIPE_SECRET = "whsec_test_3f9a1c0e5b7d4e2a9c8b6f1d0e3a5c7b"
 STRIPE_OLD_SECRET = "whsec_test_old_0b1c2d3e4f5a6b7c8d9e0f1a2b3c"
+
+_SECRET_LIKE = re.compile(r"wh(?:sec|pk|sk)_[A-Za-z0-9+/=_]{6,}|Basic [A-Za-z0-9+/=]{8,}")
+_HEX_SIGNATURE = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?:[0-9a-f]{24})?(?![0-9a-f])")
+_DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+
+
+def _luhn(digits: str) -> bool:
+    """An independent Luhn check (not the one the redactor uses)."""
+    checksum = 0
+    for i, d in enumerate(int(c) for c in reversed(digits)):
+        checksum += d if i % 2 == 0 else (d * 2) // 10 + (d * 2) % 10
+    return checksum % 10 == 0
+
+
+def leaks(text: str) -> list[str]:
+    """Secret-looking strings, HMAC-looking hex digests and Luhn-valid card numbers in ``text``."""
+    found = _SECRET_LIKE.findall(text) + _HEX_SIGNATURE.findall(text)
+    for match in _DIGIT_RUN.findall(text):
+        digits = re.sub(r"[ -]", "", match)
+        if 13 <= len(digits) <= 19 and _luhn(digits):
+            found.append(match)
+    return found
+
+
+#: every log line of the test session, rendered by the production processor chain (redaction
+#: included); tests/http/test_log_hygiene.py and the session's end scan it for leaks
+SESSION_LOGS = io.StringIO()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def production_logging() -> Iterator[io.StringIO]:
+    plog.configure("debug", "json", stream=SESSION_LOGS, cache_loggers=False)
+    yield SESSION_LOGS
+    found = leaks(SESSION_LOGS.getvalue())
+    assert not found, f"secrets or card data in the session's logs: {found[:5]}"
 
 
 def free_port() -> int:
