@@ -61,6 +61,7 @@ class Receiver:
         publisher: Publisher,
         metrics: IngestMetrics,
         clock: Callable[[], float],
+        schemes: Mapping[str, Scheme] | None = None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
@@ -68,7 +69,7 @@ class Receiver:
         self.clock = clock
         self.schemes: Mapping[str, Scheme] = {
             name: build_scheme(endpoint) for name, endpoint in settings.endpoints.items()
-        }
+        } | dict(schemes or {})
         self.in_flight = 0
 
     async def webhook(self, request: Request) -> Response:
@@ -178,10 +179,15 @@ def create_app(
     *,
     registry: CollectorRegistry | None = None,
     clock: Callable[[], float] = time.time,
+    schemes: Mapping[str, Scheme] | None = None,
 ) -> Starlette:
-    """The receiver. The app starts the publisher on start-up and stops (flushes) it on shutdown."""
+    """The receiver. The app starts the publisher on start-up and stops (flushes) it on shutdown.
+
+    ``schemes`` replaces the schemes built from the settings for some endpoints (tests give
+    PayPal a certificate fetcher and trust store of their own this way).
+    """
     registry = registry if registry is not None else CollectorRegistry()
-    receiver = Receiver(settings, publisher, IngestMetrics(registry), clock)
+    receiver = Receiver(settings, publisher, IngestMetrics(registry), clock, schemes)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})

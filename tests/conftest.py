@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import hypothesis
 import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -66,6 +67,12 @@ def leaks(text: str) -> list[str]:
             found.append(match)
     return found
 
+
+# property tests start an event loop per example; on a loaded 2-core machine the default 200 ms
+# deadline fails them for the machine's sake, not the code's
+settings_profile = "payhooks"
+hypothesis.settings.register_profile(settings_profile, deadline=None)
+hypothesis.settings.load_profile(settings_profile)
 
 #: every log line of the test session, rendered by the production processor chain (redaction
 #: included); tests/http/test_log_hygiene.py and the session's end scan it for leaks

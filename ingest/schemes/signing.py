@@ -27,8 +27,15 @@ def hmac_b64(key: bytes, message: bytes, digest: str = "sha256") -> bytes:
 
 
 def header_bytes(value: str) -> bytes:
-    """A header value as bytes for comparison; never raises, whatever the client sent."""
-    return value.encode("utf-8", "surrogateescape")
+    """A header value as the bytes that came over the wire; never raises.
+
+    Starlette decodes header bytes as latin-1, so encoding back as latin-1 restores them exactly;
+    a str from elsewhere with characters above U+00FF falls back to UTF-8.
+    """
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
 
 
 def equal(expected: bytes, candidate: bytes) -> bool:

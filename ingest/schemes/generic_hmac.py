@@ -1,0 +1,259 @@
+"""Generic HMAC: a configured header with an HMAC of the body (Shopify-style, in-house senders), and
+its signer.
+
+Everything is an endpoint option (``[endpoints.<name>]`` beside ``provider = "hmac"``):
+
+=====================  ==========================================================================
+``header``             required: the header carrying the signature (``X-Shopify-Hmac-Sha256``)
+``digest``             ``sha256`` (default), ``sha1`` or ``sha512``
+``encoding``           ``hex`` (default; either case accepted) or ``base64`` (standard alphabet)
+``prefix``             literal text before the signature in the header (GitHub's ``sha256=``)
+``signed_prefix``      literal text prepended to the body before signing (as UTF-8)
+``event_id_header``    header holding the event id, or ``event_id_field``: dotted JSON path
+``event_type_header``  header holding the event type, or ``event_type_field``: dotted JSON path
+``payment_ref_field``  dotted JSON path of the payment reference (``data.payment_id``)
+``content_types``      accepted media types (default ``["application/json"]``)
+``sim_*``              read by ``payhooks sim`` only; ignored here
+=====================  ==========================================================================
+
+Each key of the ring is the secret as UTF-8. Nothing is signed but the body, so there is no time
+window: replay protection is deduplication on the event id. When no event id is configured or the
+configured one is absent, the id is derived from the body: ``sha256:<hex digest of the body>``, so a
+redelivery of the same bytes dedupes (and two different events with byte-identical bodies would be
+taken for one). An absent event type is ``""`` (kept on ``webhooks.raw``, mapped to nothing); an
+absent payment reference is None (the partition key falls back to the event id). The body is parsed
+as JSON only when a ``*_field`` option asks for it, and only after the signature holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ingest.errors import MalformedRequest, VerificationFailed
+from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
+from payhooks.config import BasicAuth, ConfigError, EndpointSettings
+
+PROVIDER = "hmac"
+DIGESTS = frozenset({"sha1", "sha256", "sha512"})
+ENCODINGS = frozenset({"hex", "base64"})
+#: options only the simulator reads (``sim_signing_key``, ...): accepted and ignored by schemes
+SIM_OPTION_PREFIX = "sim_"
+
+_OPTIONS = frozenset({
+    "header", "digest", "encoding", "prefix", "signed_prefix",
+    "event_id_header", "event_id_field", "event_type_header", "event_type_field",
+    "payment_ref_field", "content_types",
+})
+
+
+def signature(body: bytes, secret: str, *, digest: str = "sha256", encoding: str = "hex",
+              prefix: str = "", signed_prefix: bytes = b"") -> str:
+    """The signature header value a sender configured like this would send."""
+    mac = signing.hmac_digest(secret.encode(), signed_prefix + body, digest)
+    return prefix + _encode(mac, encoding)
+
+
+@dataclass(frozen=True, slots=True)
+class GenericHmacScheme:
+    keys: tuple[bytes, ...] = field(repr=False)  # never in a log line or traceback
+    header: str  # lower case
+    digest: str = "sha256"
+    encoding: str = "hex"
+    prefix: str = ""
+    signed_prefix: bytes = b""
+    event_id_header: str | None = None
+    event_id_field: str | None = None
+    event_type_header: str | None = None
+    event_type_field: str | None = None
+    payment_ref_field: str | None = None
+    basic_auth: BasicAuth | None = None
+    content_types: frozenset[str] = frozenset({"application/json"})
+    provider: str = PROVIDER
+    success_body: bytes = b'{"received":true}'
+    success_media_type: str = "application/json"
+
+    @classmethod
+    def from_settings(cls, endpoint: EndpointSettings) -> GenericHmacScheme:
+        options = Options(endpoint, _OPTIONS)
+        digest = options.choice("digest", DIGESTS, "sha256")
+        encoding = options.choice("encoding", ENCODINGS, "hex")
+        return cls(
+            keys=tuple(s.encode() for s in endpoint.secrets),
+            header=options.required_header_name("header"),
+            digest=digest,
+            encoding=encoding,
+            prefix=options.text("prefix"),
+            signed_prefix=options.text("signed_prefix").encode(),
+            event_id_header=options.header_name("event_id_header"),
+            event_id_field=options.either_or("event_id_header", "event_id_field"),
+            event_type_header=options.header_name("event_type_header"),
+            event_type_field=options.either_or("event_type_header", "event_type_field"),
+            payment_ref_field=options.field_path("payment_ref_field"),
+            basic_auth=endpoint.basic_auth,
+            content_types=options.media_types("content_types", ("application/json",)),
+        )
+
+    async def verify(self, request: RawRequest, now: float) -> Verified:
+        signing.check_basic_auth(request.headers, self.basic_auth)
+        candidate = self._candidate(request.headers.get(self.header))
+        signed = self.signed_prefix + request.body
+        expected = (signing.hmac_digest(key, signed, self.digest) for key in self.keys)
+        key_index = signing.first_match(expected, [candidate])
+        if key_index is None:
+            raise VerificationFailed("signature_mismatch", "no signature matches a key of the ring")
+        return Verified(key_index=key_index, events=(self._event(request),))
+
+    def _candidate(self, value: str | None) -> bytes:
+        """The signature of the header as raw digest bytes."""
+        if not value:
+            raise VerificationFailed("missing_header", f"{self.header} header is missing")
+        if not value.startswith(self.prefix):
+            raise VerificationFailed("malformed_header", f"{self.header} lacks its prefix")
+        decoded = _decode(value[len(self.prefix):].strip(), self.encoding)
+        if decoded is None:
+            raise VerificationFailed("malformed_header", f"{self.header} is not {self.encoding}")
+        return decoded
+
+    def _event(self, request: RawRequest) -> ProviderEvent:
+        body = request.body
+        wants_json = self.event_id_field or self.event_type_field or self.payment_ref_field
+        doc = json_object(body) if wants_json else {}
+        event_id = _pick(request.headers, self.event_id_header, doc, self.event_id_field)
+        event_type = _pick(request.headers, self.event_type_header, doc, self.event_type_field)
+        return ProviderEvent(
+            event_id=event_id or derived_event_id(body),
+            event_type=event_type or "",
+            payment_ref=value_at(doc, self.payment_ref_field),
+            payload=body,
+        )
+
+
+def derived_event_id(body: bytes) -> str:
+    """The id of an event that names none: a digest of its bytes, the same on every redelivery."""
+    return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The verified body as a JSON object, else MalformedRequest."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MalformedRequest("body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise MalformedRequest("body is not a JSON object")
+    return doc
+
+
+def value_at(doc: Any, path: str | None) -> str | None:
+    """The non-empty string (or integer, as text) at dotted ``path`` in ``doc``, else None.
+
+    Segments name object keys; a segment of digits also indexes a list (``items.0.id``).
+    """
+    if path is None:
+        return None
+    node = doc
+    for part in path.split("."):
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    if isinstance(node, int) and not isinstance(node, bool):
+        return str(node)
+    return node if isinstance(node, str) and node else None
+
+
+def _pick(headers: Mapping[str, str], header: str | None, doc: Any, field: str | None
+          ) -> str | None:
+    if header is not None:
+        return headers.get(header) or None
+    return value_at(doc, field)
+
+
+def _encode(mac: bytes, encoding: str) -> str:
+    return mac.hex() if encoding == "hex" else base64.b64encode(mac).decode("ascii")
+
+
+def _decode(text: str, encoding: str) -> bytes | None:
+    if encoding == "base64":
+        return signing.b64decode_or_none(text)
+    try:
+        return binascii.a2b_hex(text)
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
+        return None
+
+
+class Options:
+    """Reads one endpoint's ``options``; every error is a ConfigError naming the option's key.
+
+    Options that no scheme reads are refused, except the simulator's ``sim_*`` options.
+    """
+
+    def __init__(self, endpoint: EndpointSettings, known: Iterable[str]) -> None:
+        self.values = endpoint.options
+        self.prefix = f"endpoints.{endpoint.name}."
+        allowed = frozenset(known)
+        for name in sorted(self.values):
+            if name not in allowed and not name.startswith(SIM_OPTION_PREFIX):
+                options = ", ".join(sorted(allowed))
+                raise ConfigError(self.prefix + name, f"unknown option; known: {options}")
+
+    def text(self, name: str, default: str = "") -> str:
+        value = self.values.get(name, default)
+        if not isinstance(value, str):
+            raise ConfigError(self.prefix + name, f"expected a string, got {type(value).__name__}")
+        return value
+
+    def choice(self, name: str, allowed: frozenset[str], default: str) -> str:
+        value = self.text(name, default).lower()
+        if value not in allowed:
+            raise ConfigError(self.prefix + name, f"must be one of {', '.join(sorted(allowed))}")
+        return value
+
+    def required_header_name(self, name: str) -> str:
+        value = self.header_name(name)
+        if value is None:
+            raise ConfigError(self.prefix + name, "is required: the header with the signature")
+        return value
+
+    def header_name(self, name: str) -> str | None:
+        """A header name, lower-cased for lookup; None when the option is not set."""
+        if name not in self.values:
+            return None
+        value = self.text(name).strip().lower()
+        if not value or not value.isascii() or any(c.isspace() or c == ":" for c in value):
+            raise ConfigError(self.prefix + name, "must be an HTTP header name")
+        return value
+
+    def field_path(self, name: str) -> str | None:
+        if name not in self.values:
+            return None
+        value = self.text(name)
+        if not value or "" in value.split("."):
+            raise ConfigError(self.prefix + name, "must be a dotted JSON path like data.id")
+        return value
+
+    def either_or(self, header_option: str, field_option: str) -> str | None:
+        """``field_option``'s path, refusing it when ``header_option`` is set too."""
+        if header_option in self.values and field_option in self.values:
+            raise ConfigError(self.prefix + field_option, f"set {header_option} or this, not both")
+        return self.field_path(field_option)
+
+    def media_types(self, name: str, default: Sequence[str]) -> frozenset[str]:
+        value = self.values.get(name, list(default))
+        if isinstance(value, str):  # from the environment: comma-separated
+            value = value.split(",")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(self.prefix + name, "expected a list of media types")
+        types = frozenset(v.split(";", 1)[0].strip().lower() for v in value) - {""}
+        if not types or not all("/" in t for t in types):
+            raise ConfigError(self.prefix + name, "expected media types like application/json")
+        return types

@@ -1,0 +1,110 @@
+"""Every provider's simulated lifecycles, signed by payhooks sim, through the real receiver into Kafka.
+
+PayPal is exercised in tests/unit/test_paypal_scheme.py (its certificate fetch needs a fetcher of
+the test's own) and here through an injected scheme.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from dataclasses import replace
+
+import httpx
+import jsonschema
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ingest.app import create_app
+from ingest.publisher import KafkaPublisher
+from payhooks import sim
+from payhooks.config import BasicAuth, EndpointSettings, Secret, Settings
+from schemas import registry as schema_registry
+from schemas import wire
+from tests.conftest import serving
+from tests.support import read_topic
+
+pytestmark = pytest.mark.integration
+
+STANDARD_KEY = "whsec_" + base64.b64encode(b"standard-webhooks-test-key-32byt").decode()
+
+ENDPOINTS: dict[str, EndpointSettings] = {
+    "stripe": EndpointSettings("stripe", "stripe", (Secret("whsec_every_provider_k1"),)),
+    "adyen": EndpointSettings(
+        "adyen", "adyen",
+        (Secret("44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"),),
+        basic_auth=BasicAuth("adyen", Secret("basic-pass-1"))),
+    "braintree": EndpointSettings("braintree", "braintree", (Secret("bt_private_key_1"),),
+                                  options={"public_key": "bt_public_key_1"}),
+    "checkout": EndpointSettings("checkout", "checkout", (Secret("cko_signing_key_1"),),
+                                 options={"authorization": "cko-static-auth-1"}),
+    "square": EndpointSettings("square", "square", (Secret("square_sig_key_1"),),
+                               options={"notification_url": "https://hooks.example/square"}),
+    "gocardless": EndpointSettings("gocardless", "gocardless", (Secret("gc_secret_1"),)),
+    "razorpay": EndpointSettings("razorpay", "razorpay", (Secret("rzp_secret_1"),)),
+    "mollie": EndpointSettings("mollie", "mollie", (Secret("mollie_secret_1"),)),
+    "standard": EndpointSettings("standard", "standard", (Secret(STANDARD_KEY),),
+                                 options={"payment_ref_field": "data.payment_id"}),
+    "hmac": EndpointSettings("hmac", "hmac", (Secret("in_house_key_1"),),
+                             options={"header": "x-signature", "event_id_field": "id",
+                                      "event_type_field": "type",
+                                      "payment_ref_field": "data.payment_id"}),
+}
+
+
+@pytest.fixture
+def every_provider(settings: Settings) -> Settings:
+    return replace(settings, endpoints=ENDPOINTS)
+
+
+@pytest.mark.parametrize("provider", sim.PROVIDERS)
+async def test_simulated_lifecycles_are_accepted_and_land_on_raw_under_payment_keys(
+        every_provider: Settings, provider: str) -> None:
+    settings = every_provider
+    endpoint = settings.endpoints[provider]
+    deliveries, summary = sim.plan(provider, 4, duplicates=0.2, reorder=0.3, seed=11)
+    app = create_app(settings, KafkaPublisher(settings.kafka), registry=CollectorRegistry())
+    async with serving(app) as (url, _server):
+        summary = await sim.send(f"{url}/webhooks/{provider}", provider, endpoint, deliveries,
+                                 summary)
+    assert summary.errors == {}
+    assert dict(summary.statuses) == {200: len(deliveries)}
+
+    expected = [(e.event_id, e.payment_ref) for d in deliveries for e in d.events]
+    records = await read_topic(settings, settings.topics.raw, expect=len(expected))
+    envelopes = [orjson.loads(r.value) for r in records]
+    schema = schema_registry.load(wire.SCHEMA_ENVELOPE_V1)
+    for envelope in envelopes:
+        jsonschema.validate(envelope, schema)
+    assert sorted((e["event_id"], e["payment_ref"]) for e in envelopes) == sorted(expected)
+    assert {r.key for r in records} == {f"{provider}:{ref}".encode() for _, ref in expected}
+    assert all(e["provider"] == provider and e["endpoint"] == provider for e in envelopes)
+
+
+async def test_a_signature_from_another_endpoints_key_is_refused_for_every_provider(
+        every_provider: Settings) -> None:
+    settings = every_provider
+    app = create_app(settings, KafkaPublisher(settings.kafka), registry=CollectorRegistry())
+    rng = random.Random(5)
+    async with serving(app) as (url, _server), httpx.AsyncClient() as client:
+        for provider in sim.PROVIDERS:
+            module = sim.provider_sim(provider)
+            events = module.lifecycle(rng, int(time.time()))[:1]
+            # sign with the next provider's key ring: right shape, wrong key
+            wrong = replace(settings.endpoints[provider],
+                            secrets=(Secret(_foreign_key(provider)),))
+            signed = module.sign(events, wrong, int(time.time()))
+            answer = await client.post(f"{url}/webhooks/{provider}", content=signed.body,
+                                       headers=signed.headers)
+            assert answer.status_code == 401, (provider, answer.text)
+    assert await read_topic(settings, settings.topics.raw, timeout=2) == []
+
+
+def _foreign_key(provider: str) -> str:
+    if provider == "adyen":
+        return "00" * 32
+    if provider == "standard":
+        return "whsec_" + base64.b64encode(b"another-key-entirely-32-bytes!!!").decode()
+    return f"not_the_{provider}_key"
