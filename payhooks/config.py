@@ -48,6 +48,11 @@ PROVIDERS = frozenset(
 )
 
 
+#: providers that share no secret with us (PayPal signs with its certificate's private key; the
+#: endpoint's ring is its `webhook_id` list instead)
+PROVIDERS_WITHOUT_SECRETS = frozenset({"paypal"})
+
+
 class ConfigError(Exception):
     """The configuration is unusable; ``key`` is the dotted name of the offending setting."""
 
@@ -288,8 +293,8 @@ def _build_endpoint(name: str, table: Any) -> EndpointSettings:
     if provider not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigError(f"{key}.provider", f"must be one of {known}; got {provider!r}")
-    secrets = _coerce(table.pop("secrets", None), tuple[str, ...], f"{key}.secrets")
-    if not secrets:
+    secrets = _coerce(table.pop("secrets", []), tuple[str, ...], f"{key}.secrets")
+    if not secrets and provider not in PROVIDERS_WITHOUT_SECRETS:
         raise ConfigError(f"{key}.secrets", "the key ring is empty; give at least one key")
     tolerance = _coerce(table.pop("tolerance_seconds", 300), int, f"{key}.tolerance_seconds")
     basic_auth = _build_basic_auth(table.pop("basic_auth", None), f"{key}.basic_auth")

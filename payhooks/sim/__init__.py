@@ -22,8 +22,8 @@ from payhooks.config import EndpointSettings
 from payhooks.sim.base import ProviderSim, SignedRequest, SimEvent
 
 #: providers with a simulator module (``payhooks.sim.<provider>``)
-PROVIDERS = ("stripe", "adyen", "braintree", "checkout", "square", "gocardless", "razorpay",
-             "mollie", "standard", "hmac")
+PROVIDERS = ("stripe", "adyen", "braintree", "checkout", "paypal", "square", "gocardless",
+             "razorpay", "mollie", "standard", "hmac")
 
 
 def provider_sim(provider: str) -> ProviderSim:

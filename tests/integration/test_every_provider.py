@@ -1,12 +1,13 @@
-"""Every provider's simulated lifecycles, signed by payhooks sim, through the real receiver into Kafka.
+"""Every provider's simulated lifecycles, signed by payhooks sim, through the receiver into Kafka.
 
-PayPal is exercised in tests/unit/test_paypal_scheme.py (its certificate fetch needs a fetcher of
-the test's own) and here through an injected scheme.
+PayPal signs with a self-made PKI here: the receiver trusts its root (``trust_store``) and reads
+the certificate the simulator names from disk (``cert_files``), so nothing is fetched.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import random
 import time
 from dataclasses import replace
@@ -19,12 +20,15 @@ from prometheus_client import CollectorRegistry
 
 from ingest.app import create_app
 from ingest.publisher import KafkaPublisher
+from ingest.schemes import paypal
 from payhooks import sim
 from payhooks.config import BasicAuth, EndpointSettings, Secret, Settings
+from payhooks.sim.base import SimEvent
 from schemas import registry as schema_registry
 from schemas import wire
 from tests.conftest import serving
 from tests.support import read_topic
+from tests.unit import paypal_pki
 
 pytestmark = pytest.mark.integration
 
@@ -54,9 +58,28 @@ ENDPOINTS: dict[str, EndpointSettings] = {
 }
 
 
+@pytest.fixture(scope="module")
+def paypal_endpoint(tmp_path_factory: pytest.TempPathFactory) -> EndpointSettings:
+    folder = tmp_path_factory.mktemp("paypal")
+    now = dt.datetime.now(dt.UTC)
+    root = paypal_pki.ca("payhooks test root", at=now)
+    intermediate = paypal_pki.ca("payhooks test intermediate", issuer=root, at=now)
+    leaf = paypal_pki.signing_cert(intermediate, at=now)
+    (folder / "root.pem").write_bytes(root.pem)
+    (folder / "chain.pem").write_bytes(leaf.pem + intermediate.pem)
+    cert_url = "https://api.paypal.com/v1/notifications/certs/CERT-payhooks-test"
+    return EndpointSettings("paypal", "paypal", (), options={
+        "webhook_id": "1JE4291016473214C",
+        "trust_store": str(folder / "root.pem"),
+        "cert_files": {cert_url: str(folder / "chain.pem")},
+        "sim_signing_key": leaf.key_pem.decode(),
+        "sim_cert_url": cert_url,
+    })
+
+
 @pytest.fixture
-def every_provider(settings: Settings) -> Settings:
-    return replace(settings, endpoints=ENDPOINTS)
+def every_provider(settings: Settings, paypal_endpoint: EndpointSettings) -> Settings:
+    return replace(settings, endpoints={**ENDPOINTS, "paypal": paypal_endpoint})
 
 
 @pytest.mark.parametrize("provider", sim.PROVIDERS)
@@ -72,14 +95,15 @@ async def test_simulated_lifecycles_are_accepted_and_land_on_raw_under_payment_k
     assert summary.errors == {}
     assert dict(summary.statuses) == {200: len(deliveries)}
 
-    expected = [(e.event_id, e.payment_ref) for d in deliveries for e in d.events]
+    expected = [(e.event_id, _receiver_ref(provider, e)) for d in deliveries for e in d.events]
     records = await read_topic(settings, settings.topics.raw, expect=len(expected))
     envelopes = [orjson.loads(r.value) for r in records]
     schema = schema_registry.load(wire.SCHEMA_ENVELOPE_V1)
     for envelope in envelopes:
         jsonschema.validate(envelope, schema)
     assert sorted((e["event_id"], e["payment_ref"]) for e in envelopes) == sorted(expected)
-    assert {r.key for r in records} == {f"{provider}:{ref}".encode() for _, ref in expected}
+    keys = {f"{provider}:{ref or event_id}".encode() for event_id, ref in expected}
+    assert {r.key for r in records} == keys
     assert all(e["provider"] == provider and e["endpoint"] == provider for e in envelopes)
 
 
@@ -92,14 +116,29 @@ async def test_a_signature_from_another_endpoints_key_is_refused_for_every_provi
         for provider in sim.PROVIDERS:
             module = sim.provider_sim(provider)
             events = module.lifecycle(rng, int(time.time()))[:1]
-            # sign with the next provider's key ring: right shape, wrong key
-            wrong = replace(settings.endpoints[provider],
-                            secrets=(Secret(_foreign_key(provider)),))
-            signed = module.sign(events, wrong, int(time.time()))
+            signed = module.sign(events, _foreign(settings.endpoints[provider]), int(time.time()))
             answer = await client.post(f"{url}/webhooks/{provider}", content=signed.body,
                                        headers=signed.headers)
             assert answer.status_code == 401, (provider, answer.text)
     assert await read_topic(settings, settings.topics.raw, timeout=2) == []
+
+
+def _receiver_ref(provider: str, event: SimEvent) -> str | None:
+    """The payment reference the receiver can see in the event itself.
+
+    PayPal refunds and disputes name no order (only a capture), so the receiver cannot key them by
+    the order; the workers map capture to order (a known gap, see docs/providers.md).
+    """
+    if provider == "paypal":
+        return paypal.payment_ref(event.event)
+    return event.payment_ref
+
+
+def _foreign(endpoint: EndpointSettings) -> EndpointSettings:
+    """The same endpoint with a key of the right shape that is not the endpoint's."""
+    if endpoint.provider == "paypal":  # signed for another webhook id
+        return replace(endpoint, options={**endpoint.options, "webhook_id": "9XX99999XX999999X"})
+    return replace(endpoint, secrets=(Secret(_foreign_key(endpoint.provider)),))
 
 
 def _foreign_key(provider: str) -> str:

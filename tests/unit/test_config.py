@@ -126,3 +126,9 @@ def test_secret_never_shows_its_value() -> None:
     assert "topsecret" not in repr(secret)
     assert "topsecret" not in str(secret)
     assert "topsecret" not in repr((secret,))
+
+
+def test_paypal_endpoint_needs_no_shared_secret(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[endpoints.pp]\nprovider = "paypal"\nwebhook_id = "1JE4291016473214C"\n')
+    assert load_settings(path, environ={}).endpoints["pp"].secrets == ()
