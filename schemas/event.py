@@ -37,6 +37,10 @@ class PaymentEvent:
     payment_id: str  # "{provider}:{payment reference}"; the record key
     operation_id: str | None  # capture / refund id where the provider has one
     amount: int | None  # minor units; None where the provider sends none
+    #: how the state machine counts ``amount``: "operation" = this capture/refund/dispute alone
+    #: (counted once per operation_id), "total" = the payment's running total for this kind
+    #: (applied as a maximum, never summed); None when there is no amount
+    amount_scope: str | None
     currency: str | None  # ISO 4217, upper case
     occurred_at: str  # RFC 3339 UTC
     received_at: str
@@ -49,6 +53,14 @@ class PaymentEvent:
             not isinstance(self.amount, int) or isinstance(self.amount, bool)
         ):
             raise TypeError("amount must be an integer number of minor units")
+        if self.amount is not None and self.amount < 0:
+            raise ValueError("amount must not be negative")
+        if (self.amount is None) != (self.amount_scope is None):
+            raise ValueError("amount_scope is set exactly when amount is")
+        if self.amount_scope not in (None, "operation", "total"):
+            raise ValueError(f"unknown amount_scope {self.amount_scope!r}")
+        if self.amount_scope == "operation" and not self.operation_id:
+            raise ValueError("an operation-scoped amount needs its operation_id")
         if self.currency is not None and not (len(self.currency) == 3 and self.currency.isupper()):
             raise ValueError(f"currency {self.currency!r} is not an upper-case ISO 4217 code")
 

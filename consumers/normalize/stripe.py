@@ -54,6 +54,7 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
         payment_id=f"stripe:{envelope.payment_ref}",
         operation_id=None,
         amount=amount,
+        amount_scope=None if amount is None else "total",  # Stripe sends running totals
         currency=currency.upper() if currency else None,
         occurred_at=timefmt.from_unix(created),
         received_at=envelope.received_at,
