@@ -8,6 +8,7 @@ Normalisers are pure: the same envelope always gives the same canonical event.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ PROVIDERS = ("stripe", "adyen", "braintree", "checkout", "paypal", "square", "go
              "razorpay", "mollie", "standard", "hmac")
 
 
+@functools.cache
 def normalizer(provider: str) -> Normalizer:
     if provider not in PROVIDERS:
         raise NormalizeError(f"no normaliser for provider {provider!r}")
