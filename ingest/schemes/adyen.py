@@ -42,9 +42,12 @@ import orjson
 
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
-from payhooks.config import BasicAuth, ConfigError, EndpointSettings
+from ingest.schemes.json_body import json_object
+from ingest.schemes.options import Options, parsed_key_ring
+from payhooks.config import BasicAuth, EndpointSettings
 
 PROVIDER = "adyen"
+OPTIONS: frozenset[str] = frozenset()
 
 #: the item fields Adyen signs, in order; ``value`` and ``currency`` come from ``amount``
 SIGNED_FIELDS = (
@@ -135,11 +138,8 @@ class AdyenScheme:
 
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> AdyenScheme:
-        if endpoint.options:
-            option = sorted(endpoint.options)[0]
-            raise ConfigError(f"endpoints.{endpoint.name}.{option}",
-                              "unknown option; the adyen provider takes none")
-        return cls(keys=_decode_keys(endpoint), basic_auth=endpoint.basic_auth)
+        Options(endpoint, OPTIONS)
+        return cls(keys=parsed_key_ring(endpoint, _hex_key), basic_auth=endpoint.basic_auth)
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
         signing.check_basic_auth(request.headers, self.basic_auth)
@@ -168,29 +168,20 @@ class AdyenScheme:
         return index
 
 
-def _decode_keys(endpoint: EndpointSettings) -> tuple[bytes, ...]:
-    keys = []
-    for position, secret in enumerate(endpoint.secrets, 1):
-        try:
-            key = binascii.a2b_hex(secret.value)
-        except (binascii.Error, ValueError):
-            key = b""
-        if not key:
-            raise ConfigError(f"endpoints.{endpoint.name}.secrets",
-                              f"key {position} of the ring is not a hex HMAC key")
-        keys.append(key)
-    return tuple(keys)
+def _hex_key(text: str) -> bytes:
+    """An Adyen HMAC key as configured (hex) decoded; ValueError, not quoting it, otherwise."""
+    try:
+        return binascii.a2b_hex(text)
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
+        raise ValueError("not a hex HMAC key") from None
 
 
 def _items(body: bytes) -> list[Mapping[str, Any]]:
     """The ``NotificationRequestItem`` objects of a notification body, in order."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("body is not JSON") from None
-    wrappers = document.get("notificationItems") if isinstance(document, dict) else None
+    what = "an Adyen notification with notificationItems"
+    wrappers = json_object(body, what).get("notificationItems")
     if not isinstance(wrappers, list) or not wrappers:
-        raise MalformedRequest("body is not an Adyen notification with notificationItems")
+        raise MalformedRequest(f"body is not {what}")
     items: list[Mapping[str, Any]] = []
     for wrapper in wrappers:
         item = wrapper.get("NotificationRequestItem") if isinstance(wrapper, dict) else None

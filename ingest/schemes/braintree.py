@@ -45,6 +45,7 @@ from xml.parsers import expat
 
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
+from ingest.schemes.options import Options, parsed_key_ring
 from payhooks.config import ConfigError, EndpointSettings
 
 PROVIDER = "braintree"
@@ -151,17 +152,10 @@ class BraintreeScheme:
 
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> BraintreeScheme:
-        prefix = f"endpoints.{endpoint.name}"
-        unknown = sorted(set(endpoint.options) - OPTIONS)
-        if unknown:
-            raise ConfigError(f"{prefix}.{unknown[0]}",
-                              "unknown option; the braintree provider takes public_key")
-        if any(not s.value for s in endpoint.secrets):
-            raise ConfigError(f"{prefix}.secrets", "a private key of the ring is empty")
-        publics = public_keys(endpoint)
+        Options(endpoint, OPTIONS)
         return cls(
-            keys=tuple(hmac_key(s.value) for s in endpoint.secrets),
-            public_keys=tuple(p.encode() for p in publics),
+            keys=parsed_key_ring(endpoint, hmac_key),
+            public_keys=tuple(p.encode() for p in public_keys(endpoint)),
         )
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
@@ -199,13 +193,12 @@ class BraintreeScheme:
 
 def public_keys(endpoint: EndpointSettings) -> tuple[str, ...]:
     """The ``public_key`` option, one public key per private key of the ring."""
-    key = f"endpoints.{endpoint.name}.public_key"
-    value = endpoint.options.get("public_key")
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",")] if "," in value else [value]
-    if not isinstance(value, list | tuple) or not value:
+    options = Options(endpoint, OPTIONS)
+    key = options.key("public_key")
+    value = options.strings("public_key")
+    if not value or value == ("",):
         raise ConfigError(key, "is required: the Braintree API public key (or one per secret)")
-    if not all(isinstance(v, str) and v and "|" not in v and "&" not in v for v in value):
+    if not all(v and "|" not in v and "&" not in v for v in value):
         raise ConfigError(key, "each public key must be a non-empty string without '|' or '&'")
     count = len(endpoint.secrets)
     if len(value) == 1:

@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
-from payhooks.config import ConfigError, EndpointSettings
+from ingest.schemes.json_body import json_object, text
+from ingest.schemes.options import Options, key_ring
+from payhooks.config import EndpointSettings
 
 PROVIDER = "checkout"
 HEADER = "cko-signature"
@@ -65,19 +65,10 @@ class CheckoutScheme:
 
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> CheckoutScheme:
-        prefix = f"endpoints.{endpoint.name}"
-        unknown = sorted(set(endpoint.options) - OPTIONS)
-        if unknown:
-            raise ConfigError(f"{prefix}.{unknown[0]}",
-                              "unknown option; the checkout provider takes authorization")
-        if any(not s.value for s in endpoint.secrets):
-            raise ConfigError(f"{prefix}.secrets", "a secret key of the ring is empty")
-        authorization = endpoint.options.get("authorization")
-        if authorization is not None and (not isinstance(authorization, str) or not authorization):
-            raise ConfigError(f"{prefix}.authorization", "must be a non-empty string")
+        authorization = Options(endpoint, OPTIONS).optional_text("authorization")
         return cls(
-            keys=tuple(s.encode() for s in endpoint.secrets),
-            authorization=authorization.encode() if authorization else None,
+            keys=key_ring(endpoint),
+            authorization=None if authorization is None else authorization.encode(),
         )
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
@@ -112,14 +103,9 @@ def _signature_header(value: str | None) -> bytes:
 
 
 def _event(body: bytes) -> ProviderEvent:
-    try:
-        event = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("body is not JSON") from None
-    if not isinstance(event, dict):
-        raise MalformedRequest("body is not a Checkout.com event object")
-    event_id, event_type = event.get("id"), event.get("type")
-    if not (isinstance(event_id, str) and event_id and isinstance(event_type, str) and event_type):
+    event = json_object(body, "a Checkout.com event object")
+    event_id, event_type = text(event.get("id")), text(event.get("type"))
+    if event_id is None or event_type is None:
         raise MalformedRequest("Checkout.com event lacks id or type")
     return ProviderEvent(
         event_id=event_id,

@@ -30,21 +30,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from ingest.errors import MalformedRequest, VerificationFailed
+from ingest.errors import VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
-from payhooks.config import BasicAuth, ConfigError, EndpointSettings
+from ingest.schemes.json_body import json_object, value_at
+from ingest.schemes.options import Options, key_ring
+from payhooks.config import BasicAuth, EndpointSettings
 
 PROVIDER = "hmac"
 DIGESTS = frozenset({"sha1", "sha256", "sha512"})
 ENCODINGS = frozenset({"hex", "base64"})
-#: options only the simulator reads (``sim_signing_key``, ...): accepted and ignored by schemes
-SIM_OPTION_PREFIX = "sim_"
 
 _OPTIONS = frozenset({
     "header", "digest", "encoding", "prefix", "signed_prefix",
@@ -85,7 +83,7 @@ class GenericHmacScheme:
         digest = options.choice("digest", DIGESTS, "sha256")
         encoding = options.choice("encoding", ENCODINGS, "hex")
         return cls(
-            keys=tuple(s.encode() for s in endpoint.secrets),
+            keys=key_ring(endpoint),
             header=options.required_header_name("header"),
             digest=digest,
             encoding=encoding,
@@ -140,37 +138,6 @@ def derived_event_id(body: bytes) -> str:
     return f"sha256:{hashlib.sha256(body).hexdigest()}"
 
 
-def json_object(body: bytes) -> dict[str, Any]:
-    """The verified body as a JSON object, else MalformedRequest."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise MalformedRequest("body is not a JSON object")
-    return doc
-
-
-def value_at(doc: Any, path: str | None) -> str | None:
-    """The non-empty string (or integer, as text) at dotted ``path`` in ``doc``, else None.
-
-    Segments name object keys; a segment of digits also indexes a list (``items.0.id``).
-    """
-    if path is None:
-        return None
-    node = doc
-    for part in path.split("."):
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    if isinstance(node, int) and not isinstance(node, bool):
-        return str(node)
-    return node if isinstance(node, str) and node else None
-
-
 def _pick(headers: Mapping[str, str], header: str | None, doc: Any, field: str | None
           ) -> str | None:
     if header is not None:
@@ -189,71 +156,3 @@ def _decode(text: str, encoding: str) -> bytes | None:
         return binascii.a2b_hex(text)
     except (binascii.Error, ValueError):  # ValueError: non-ASCII text
         return None
-
-
-class Options:
-    """Reads one endpoint's ``options``; every error is a ConfigError naming the option's key.
-
-    Options that no scheme reads are refused, except the simulator's ``sim_*`` options.
-    """
-
-    def __init__(self, endpoint: EndpointSettings, known: Iterable[str]) -> None:
-        self.values = endpoint.options
-        self.prefix = f"endpoints.{endpoint.name}."
-        allowed = frozenset(known)
-        for name in sorted(self.values):
-            if name not in allowed and not name.startswith(SIM_OPTION_PREFIX):
-                options = ", ".join(sorted(allowed))
-                raise ConfigError(self.prefix + name, f"unknown option; known: {options}")
-
-    def text(self, name: str, default: str = "") -> str:
-        value = self.values.get(name, default)
-        if not isinstance(value, str):
-            raise ConfigError(self.prefix + name, f"expected a string, got {type(value).__name__}")
-        return value
-
-    def choice(self, name: str, allowed: frozenset[str], default: str) -> str:
-        value = self.text(name, default).lower()
-        if value not in allowed:
-            raise ConfigError(self.prefix + name, f"must be one of {', '.join(sorted(allowed))}")
-        return value
-
-    def required_header_name(self, name: str) -> str:
-        value = self.header_name(name)
-        if value is None:
-            raise ConfigError(self.prefix + name, "is required: the header with the signature")
-        return value
-
-    def header_name(self, name: str) -> str | None:
-        """A header name, lower-cased for lookup; None when the option is not set."""
-        if name not in self.values:
-            return None
-        value = self.text(name).strip().lower()
-        if not value or not value.isascii() or any(c.isspace() or c == ":" for c in value):
-            raise ConfigError(self.prefix + name, "must be an HTTP header name")
-        return value
-
-    def field_path(self, name: str) -> str | None:
-        if name not in self.values:
-            return None
-        value = self.text(name)
-        if not value or "" in value.split("."):
-            raise ConfigError(self.prefix + name, "must be a dotted JSON path like data.id")
-        return value
-
-    def either_or(self, header_option: str, field_option: str) -> str | None:
-        """``field_option``'s path, refusing it when ``header_option`` is set too."""
-        if header_option in self.values and field_option in self.values:
-            raise ConfigError(self.prefix + field_option, f"set {header_option} or this, not both")
-        return self.field_path(field_option)
-
-    def media_types(self, name: str, default: Sequence[str]) -> frozenset[str]:
-        value = self.values.get(name, list(default))
-        if isinstance(value, str):  # from the environment: comma-separated
-            value = value.split(",")
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(self.prefix + name, "expected a list of media types")
-        types = frozenset(v.split(";", 1)[0].strip().lower() for v in value) - {""}
-        if not types or not all("/" in t for t in types):
-            raise ConfigError(self.prefix + name, "expected media types like application/json")
-        return types

@@ -22,7 +22,9 @@ import orjson
 
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
-from payhooks.config import BasicAuth, ConfigError, EndpointSettings
+from ingest.schemes.json_body import dig, json_object, text
+from ingest.schemes.options import Options, key_ring
+from payhooks.config import BasicAuth, EndpointSettings
 
 HEADER = "webhook-signature"
 PROVIDER = "gocardless"
@@ -48,8 +50,8 @@ class GoCardlessScheme:
 
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> GoCardlessScheme:
-        _reject_unknown_options(endpoint)
-        return cls(keys=_key_ring(endpoint), basic_auth=endpoint.basic_auth)
+        Options(endpoint, OPTIONS)
+        return cls(keys=key_ring(endpoint), basic_auth=endpoint.basic_auth)
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
         candidate = _parse_header(request.headers.get(HEADER))
@@ -63,13 +65,10 @@ class GoCardlessScheme:
 
 def split(body: bytes) -> tuple[ProviderEvent, ...]:
     """Every event of an (authentic) batch, in order; MalformedRequest if any is unreadable."""
-    try:
-        batch = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("body is not JSON") from None
-    events = batch.get("events") if isinstance(batch, dict) else None
+    what = 'a GoCardless {"events": [...]} batch'
+    events = json_object(body, what).get("events")
     if not isinstance(events, list):
-        raise MalformedRequest('body is not a GoCardless {"events": [...]} batch')
+        raise MalformedRequest(f"body is not {what}")
     if not events:
         raise MalformedRequest("GoCardless batch carries no events")
     return tuple(_event(event, position) for position, event in enumerate(events))
@@ -78,9 +77,9 @@ def split(body: bytes) -> tuple[ProviderEvent, ...]:
 def _event(event: Any, position: int) -> ProviderEvent:
     if not isinstance(event, dict):
         raise MalformedRequest(f"GoCardless batch item {position} is not an event object")
-    event_id = event.get("id")
+    event_id = text(event.get("id"))
     resource_type, action = event.get("resource_type"), event.get("action")
-    if not isinstance(event_id, str) or not event_id:
+    if event_id is None:
         raise MalformedRequest(f"GoCardless batch item {position} lacks an id")
     if not isinstance(resource_type, str) or not resource_type or not isinstance(action, str):
         raise MalformedRequest(f"GoCardless batch item {position} lacks resource_type or action")
@@ -94,9 +93,7 @@ def _event(event: Any, position: int) -> ProviderEvent:
 
 def payment_ref(event: Mapping[str, Any]) -> str | None:
     """The payment (``PM...``) a GoCardless event links to, or None when it names none."""
-    links = event.get("links")
-    ref = links.get("payment") if isinstance(links, dict) else None
-    return ref if isinstance(ref, str) and ref else None
+    return text(dig(event, "links", "payment"))
 
 
 def _parse_header(value: str | None) -> bytes:
@@ -107,22 +104,3 @@ def _parse_header(value: str | None) -> bytes:
             "malformed_header", "Webhook-Signature is not a hex SHA-256 digest"
         )
     return value.encode("ascii")
-
-
-def _key_ring(endpoint: EndpointSettings) -> tuple[bytes, ...]:
-    try:
-        keys = tuple(secret.encode() for secret in endpoint.secrets)
-    except UnicodeEncodeError:
-        raise ConfigError(f"endpoints.{endpoint.name}.secrets", "a key is not valid text") from None
-    if not keys or not all(keys):
-        raise ConfigError(f"endpoints.{endpoint.name}.secrets", "every key must be non-empty")
-    return keys
-
-
-def _reject_unknown_options(endpoint: EndpointSettings) -> None:
-    unknown = sorted(set(endpoint.options) - OPTIONS)
-    if unknown:
-        raise ConfigError(
-            f"endpoints.{endpoint.name}.{unknown[0]}",
-            "unknown option; provider gocardless has none",
-        )

@@ -22,12 +22,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.datastructures import Headers
 
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
-from payhooks.config import BasicAuth, ConfigError, EndpointSettings
+from ingest.schemes.json_body import dig, json_object, text
+from ingest.schemes.options import Options, key_ring
+from payhooks.config import BasicAuth, EndpointSettings
 
 HEADER = "x-mollie-signature"
 PROVIDER = "mollie"
@@ -59,8 +60,8 @@ class MollieScheme:
 
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> MollieScheme:
-        _reject_unknown_options(endpoint)
-        return cls(keys=_key_ring(endpoint), basic_auth=endpoint.basic_auth)
+        Options(endpoint, OPTIONS)
+        return cls(keys=key_ring(endpoint), basic_auth=endpoint.basic_auth)
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
         candidates = _parse_headers(_header_lines(request.headers))
@@ -95,16 +96,11 @@ def _parse_headers(lines: Sequence[str]) -> list[bytes]:
 
 
 def _event(body: bytes) -> ProviderEvent:
-    try:
-        event = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("body is not JSON (Mollie next-gen events are JSON)") from None
-    if not isinstance(event, dict):
-        raise MalformedRequest("body is not a Mollie event object")
-    event_id, event_type = event.get("id"), event.get("type")
-    if not isinstance(event_id, str) or not event_id:
+    event = json_object(body, "a Mollie next-gen event object")
+    event_id, event_type = text(event.get("id")), text(event.get("type"))
+    if event_id is None:
         raise MalformedRequest("Mollie event lacks id")
-    if not isinstance(event_type, str) or not event_type:
+    if event_type is None:
         raise MalformedRequest("Mollie event lacks type")
     return ProviderEvent(
         event_id=event_id, event_type=event_type, payment_ref=payment_ref(event), payload=body
@@ -117,25 +113,4 @@ def payment_ref(event: Mapping[str, Any]) -> str | None:
     is_payment = str(event_type).startswith("payment.") or str(entity_id).startswith("tr_")
     if is_payment and isinstance(entity_id, str) and entity_id:
         return entity_id
-    embedded = event.get("_embedded")
-    entity = embedded.get("entity") if isinstance(embedded, dict) else None
-    ref = entity.get("paymentId") if isinstance(entity, dict) else None
-    return ref if isinstance(ref, str) and ref else None
-
-
-def _key_ring(endpoint: EndpointSettings) -> tuple[bytes, ...]:
-    try:
-        keys = tuple(secret.encode() for secret in endpoint.secrets)
-    except UnicodeEncodeError:
-        raise ConfigError(f"endpoints.{endpoint.name}.secrets", "a key is not valid text") from None
-    if not keys or not all(keys):
-        raise ConfigError(f"endpoints.{endpoint.name}.secrets", "every key must be non-empty")
-    return keys
-
-
-def _reject_unknown_options(endpoint: EndpointSettings) -> None:
-    unknown = sorted(set(endpoint.options) - OPTIONS)
-    if unknown:
-        raise ConfigError(
-            f"endpoints.{endpoint.name}.{unknown[0]}", "unknown option; provider mollie has none"
-        )
+    return text(dig(event, "_embedded", "entity", "paymentId"))

@@ -49,13 +49,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
+from ingest.schemes.json_body import dig, json_object, text
+from ingest.schemes.options import Options
 from ingest.schemes.paypal_certs import (
     CA_ISSUER_HOSTS,
     PAYPAL_CERT_HOSTS,
@@ -79,11 +80,10 @@ AUTH_ALGO = "SHA256withRSA"
 #: what PayPal's webhook simulator signs as webhook id, for any account: never a real endpoint's
 SIMULATOR_WEBHOOK_ID = "WEBHOOK_ID"
 
-#: every option this scheme reads; ``sim_*`` belong to payhooks.sim.paypal and are ignored here
-#: (``sim_signing_key`` is what the configuration makes of ``sim_signing_key_file``)
+#: every option this scheme reads; the ``sim_*`` options belong to payhooks.sim.paypal and are
+#: let through by :class:`~ingest.schemes.options.Options`
 OPTIONS = frozenset({
     "webhook_id", "cert_hosts", "cert_subjects", "trust_store", "ca_issuer_hosts", "cert_files",
-    "sim_signing_key", "sim_signing_key_file", "sim_cert_url",
 })
 
 # a header token: printable ASCII without '|' (the separator of the signed text)
@@ -126,8 +126,9 @@ def format_transmission_time(unix: float) -> str:
 
 def webhook_ids(endpoint: EndpointSettings) -> tuple[str, ...]:
     """The accepted webhook ids of an endpoint (its key ring), first one the current."""
-    key = f"endpoints.{endpoint.name}.webhook_id"
-    ids = _strings(endpoint.options.get("webhook_id"), key)
+    options = Options(endpoint, OPTIONS)
+    key = options.key("webhook_id")
+    ids = _strings(options, "webhook_id")
     if not ids:
         raise ConfigError(key, "is required: the id PayPal shows for this webhook")
     for webhook_id in ids:
@@ -154,27 +155,20 @@ class PayPalScheme:
     def from_settings(cls, endpoint: EndpointSettings, *, fetcher: CertFetcher | None = None
                       ) -> PayPalScheme:
         """Build from ``[endpoints.<name>]``; ``fetcher`` replaces the network (tests)."""
-        prefix = f"endpoints.{endpoint.name}"
-        options = endpoint.options
-        for option in options:
-            if option not in OPTIONS:
-                raise ConfigError(f"{prefix}.{option}",
-                                  f"unknown PayPal option; known: {', '.join(sorted(OPTIONS))}")
-        trust_store = options.get("trust_store")
-        if trust_store is not None and not isinstance(trust_store, str):
-            raise ConfigError(f"{prefix}.trust_store", "must be the path of a PEM bundle")
+        options = Options(endpoint, OPTIONS)
+        trust_store = options.optional_text("trust_store")
         try:
             anchors = load_trust_store(trust_store)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{prefix}.trust_store", f"unusable CA bundle ({exc})") from None
+            raise ConfigError(options.key("trust_store"), f"unusable CA bundle ({exc})") from None
         policy = CertPolicy(
             trust_anchors=tuple(anchors),
-            hosts=_hosts(options, "cert_hosts", PAYPAL_CERT_HOSTS, prefix),
-            subjects=_hosts(options, "cert_subjects", PAYPAL_CERT_SUBJECTS, prefix),
-            ca_issuer_hosts=_hosts(options, "ca_issuer_hosts", CA_ISSUER_HOSTS, prefix),
+            hosts=_hosts(options, "cert_hosts", PAYPAL_CERT_HOSTS),
+            subjects=_hosts(options, "cert_subjects", PAYPAL_CERT_SUBJECTS),
+            ca_issuer_hosts=_hosts(options, "ca_issuer_hosts", CA_ISSUER_HOSTS),
         )
         source = fetcher or HttpxCertFetcher()
-        files = _cert_files(options.get("cert_files"), policy, f"{prefix}.cert_files")
+        files = _cert_files(options.values.get("cert_files"), policy, options.key("cert_files"))
         if files:
             source = PreloadedCertFetcher(files, source)
         return cls(
@@ -243,25 +237,18 @@ def _parse_time(value: str) -> float:
     raise VerificationFailed("malformed_header", "PAYPAL-TRANSMISSION-TIME is not RFC 3339")
 
 
-def _strings(value: Any, key: str) -> tuple[str, ...]:
-    """A list option: a TOML list of strings, or a comma-separated string (environment)."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = value.split(",")
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(key, "expected a list of strings (or a comma-separated string)")
-    return tuple(v.strip() for v in value if v.strip())
+def _strings(options: Options, name: str) -> tuple[str, ...]:
+    """A list option without its empty parts; () when it is not set."""
+    return tuple(v for v in options.strings(name) or () if v)
 
 
-def _hosts(options: Mapping[str, Any], option: str, default: tuple[str, ...], prefix: str
-           ) -> frozenset[str]:
+def _hosts(options: Options, name: str, default: tuple[str, ...]) -> frozenset[str]:
     """A set of DNS names; only ``ca_issuer_hosts`` may be empty (no intermediate fetching)."""
-    if option not in options:
+    if name not in options.values:
         return frozenset(default)
-    names = frozenset(h.lower() for h in _strings(options[option], f"{prefix}.{option}"))
-    if not names and option != "ca_issuer_hosts":
-        raise ConfigError(f"{prefix}.{option}", "must name at least one host")
+    names = frozenset(h.lower() for h in _strings(options, name))
+    if not names and name != "ca_issuer_hosts":
+        raise ConfigError(options.key(name), "must name at least one host")
     return names
 
 
@@ -282,14 +269,9 @@ def _cert_files(value: Any, policy: CertPolicy, key: str) -> dict[str, Path]:
 
 
 def _event(body: bytes) -> ProviderEvent:
-    try:
-        event = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("body is not JSON") from None
-    if not isinstance(event, dict):
-        raise MalformedRequest("body is not a PayPal event object")
-    event_id, event_type = event.get("id"), event.get("event_type")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
+    event = json_object(body, "a PayPal event object")
+    event_id, event_type = text(event.get("id")), event.get("event_type")
+    if event_id is None or not isinstance(event_type, str):
         raise MalformedRequest("PayPal event lacks id or event_type")
     return ProviderEvent(
         event_id=event_id,
@@ -301,13 +283,5 @@ def _event(body: bytes) -> ProviderEvent:
 
 def payment_ref(event: Mapping[str, Any]) -> str | None:
     """The order a PayPal event is about (``related_ids.order_id``), else the resource's id."""
-    resource = event.get("resource")
-    if not isinstance(resource, dict):
-        return None
-    supplementary = resource.get("supplementary_data")
-    related = supplementary.get("related_ids") if isinstance(supplementary, dict) else None
-    order_id = related.get("order_id") if isinstance(related, dict) else None
-    if isinstance(order_id, str) and order_id:
-        return order_id
-    resource_id = resource.get("id")
-    return resource_id if isinstance(resource_id, str) and resource_id else None
+    return (text(dig(event, "resource", "supplementary_data", "related_ids", "order_id"))
+            or text(dig(event, "resource", "id")))

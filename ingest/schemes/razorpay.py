@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
-from payhooks.config import BasicAuth, ConfigError, EndpointSettings
+from ingest.schemes.json_body import dig, json_object, text
+from ingest.schemes.options import Options, key_ring
+from payhooks.config import BasicAuth, EndpointSettings
 
 HEADER = "x-razorpay-signature"
 EVENT_ID_HEADER = "x-razorpay-event-id"
@@ -52,8 +52,8 @@ class RazorpayScheme:
 
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> RazorpayScheme:
-        _reject_unknown_options(endpoint)
-        return cls(keys=_key_ring(endpoint), basic_auth=endpoint.basic_auth)
+        Options(endpoint, OPTIONS)
+        return cls(keys=key_ring(endpoint), basic_auth=endpoint.basic_auth)
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
         candidate = _parse_signature(request.headers.get(HEADER))
@@ -85,14 +85,9 @@ def _parse_event_id(value: str | None) -> str:
 
 
 def _event(body: bytes, event_id: str) -> ProviderEvent:
-    try:
-        event = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("body is not JSON") from None
-    if not isinstance(event, dict):
-        raise MalformedRequest("body is not a Razorpay event object")
-    event_type = event.get("event")
-    if not isinstance(event_type, str) or not event_type:
+    event = json_object(body, "a Razorpay event object")
+    event_type = text(event.get("event"))
+    if event_type is None:
         raise MalformedRequest("Razorpay event lacks event")
     return ProviderEvent(
         event_id=event_id, event_type=event_type, payment_ref=payment_ref(event), payload=body
@@ -107,35 +102,7 @@ def payment_ref(event: Mapping[str, Any]) -> str | None:
         return None
     ref = None
     if event_type.startswith("refund."):
-        ref = _path(payload, "refund", "entity", "payment_id")
+        ref = text(dig(payload, "refund", "entity", "payment_id"))
     elif event_type.startswith("payment.dispute."):
-        ref = _path(payload, "dispute", "entity", "payment_id")
-    if not (isinstance(ref, str) and ref):
-        ref = _path(payload, "payment", "entity", "id")
-    return ref if isinstance(ref, str) and ref else None
-
-
-def _path(node: Any, *names: str) -> Any:
-    for name in names:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(name)
-    return node
-
-
-def _key_ring(endpoint: EndpointSettings) -> tuple[bytes, ...]:
-    try:
-        keys = tuple(secret.encode() for secret in endpoint.secrets)
-    except UnicodeEncodeError:
-        raise ConfigError(f"endpoints.{endpoint.name}.secrets", "a key is not valid text") from None
-    if not keys or not all(keys):
-        raise ConfigError(f"endpoints.{endpoint.name}.secrets", "every key must be non-empty")
-    return keys
-
-
-def _reject_unknown_options(endpoint: EndpointSettings) -> None:
-    unknown = sorted(set(endpoint.options) - OPTIONS)
-    if unknown:
-        raise ConfigError(
-            f"endpoints.{endpoint.name}.{unknown[0]}", "unknown option; provider razorpay has none"
-        )
+        ref = text(dig(payload, "dispute", "entity", "payment_id"))
+    return ref or text(dig(payload, "payment", "entity", "id"))

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
+from ingest.schemes.json_body import dig, json_object, text
+from ingest.schemes.options import Options, key_ring
 from payhooks.config import BasicAuth, ConfigError, EndpointSettings
 
 HEADER = "x-square-hmacsha256-signature"
@@ -71,9 +71,9 @@ class SquareScheme:
 
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> SquareScheme:
-        _reject_unknown_options(endpoint)
+        Options(endpoint, OPTIONS)
         return cls(
-            keys=_key_ring(endpoint),
+            keys=key_ring(endpoint),
             notification_url=notification_url(endpoint).encode(),
             basic_auth=endpoint.basic_auth,
         )
@@ -100,16 +100,11 @@ def _parse_header(value: str | None) -> bytes:
 
 
 def _event(body: bytes) -> ProviderEvent:
-    try:
-        event = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("body is not JSON") from None
-    if not isinstance(event, dict):
-        raise MalformedRequest("body is not a Square event object")
-    event_id, event_type = event.get("event_id"), event.get("type")
-    if not isinstance(event_id, str) or not event_id:
+    event = json_object(body, "a Square event object")
+    event_id, event_type = text(event.get("event_id")), text(event.get("type"))
+    if event_id is None:
         raise MalformedRequest("Square event lacks event_id")
-    if not isinstance(event_type, str) or not event_type:
+    if event_type is None:
         raise MalformedRequest("Square event lacks type")
     return ProviderEvent(
         event_id=event_id, event_type=event_type, payment_ref=payment_ref(event), payload=body
@@ -123,40 +118,12 @@ def payment_ref(event: Mapping[str, Any]) -> str | None:
     if not isinstance(event_type, str) or not isinstance(data, dict):
         return None
     obj = data.get("object")
-    obj = obj if isinstance(obj, dict) else {}
     if event_type.startswith("payment."):
-        ref = data.get("id") or _path(obj, "payment", "id")
+        ref = data.get("id") or dig(obj, "payment", "id")
     elif event_type.startswith("refund."):
-        ref = _path(obj, "refund", "payment_id")
+        ref = dig(obj, "refund", "payment_id")
     elif event_type.startswith("dispute."):
-        ref = _path(obj, "dispute", "disputed_payment", "payment_id")
+        ref = dig(obj, "dispute", "disputed_payment", "payment_id")
     else:
         ref = None
-    return ref if isinstance(ref, str) and ref else None
-
-
-def _path(node: Any, *names: str) -> Any:
-    for name in names:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(name)
-    return node
-
-
-def _key_ring(endpoint: EndpointSettings) -> tuple[bytes, ...]:
-    try:
-        keys = tuple(secret.encode() for secret in endpoint.secrets)
-    except UnicodeEncodeError:
-        raise ConfigError(f"endpoints.{endpoint.name}.secrets", "a key is not valid text") from None
-    if not keys or not all(keys):
-        raise ConfigError(f"endpoints.{endpoint.name}.secrets", "every key must be non-empty")
-    return keys
-
-
-def _reject_unknown_options(endpoint: EndpointSettings) -> None:
-    unknown = sorted(set(endpoint.options) - OPTIONS)
-    if unknown:
-        raise ConfigError(
-            f"endpoints.{endpoint.name}.{unknown[0]}",
-            f"unknown option for provider square; known: {', '.join(sorted(OPTIONS))}",
-        )
+    return text(ref)

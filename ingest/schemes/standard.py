@@ -40,8 +40,9 @@ from cryptography.hazmat.primitives.serialization import (
 
 from ingest.errors import VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
-from ingest.schemes.generic_hmac import Options, json_object, value_at
-from payhooks.config import BasicAuth, ConfigError, EndpointSettings
+from ingest.schemes.json_body import json_object, value_at
+from ingest.schemes.options import Options, parsed_key_ring
+from payhooks.config import BasicAuth, EndpointSettings
 
 PROVIDER = "standard"
 #: header sets in order of preference; Svix sends the same headers under its own name
@@ -162,15 +163,8 @@ class StandardScheme:
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> StandardScheme:
         options = Options(endpoint, _OPTIONS)
-        keys = []
-        for index, secret in enumerate(endpoint.secrets):
-            try:
-                keys.append(parse_key(secret.value))
-            except ValueError as exc:
-                raise ConfigError(f"endpoints.{endpoint.name}.secrets",
-                                  f"key {index} (0 = first): {exc}") from None
         return cls(
-            keys=tuple(keys),
+            keys=parsed_key_ring(endpoint, parse_key),
             tolerance_seconds=endpoint.tolerance_seconds,
             payment_ref_field=options.field_path("payment_ref_field"),
             basic_auth=endpoint.basic_auth,

@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
+from ingest.schemes.json_body import dig, json_object, text
+from ingest.schemes.options import Options, key_ring
 from payhooks.config import EndpointSettings
 
 HEADER = "stripe-signature"
 PROVIDER = "stripe"
+OPTIONS: frozenset[str] = frozenset()
 
 
 def signature_header(body: bytes, secrets: Sequence[str], timestamp: int) -> str:
@@ -40,8 +41,9 @@ class StripeScheme:
 
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> StripeScheme:
+        Options(endpoint, OPTIONS)
         return cls(
-            keys=tuple(s.encode() for s in endpoint.secrets),
+            keys=key_ring(endpoint),
             tolerance_seconds=endpoint.tolerance_seconds,
         )
 
@@ -87,14 +89,9 @@ def _parse_header(value: str | None) -> tuple[int, list[bytes]]:
 
 
 def _event(body: bytes) -> ProviderEvent:
-    try:
-        event = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedRequest("body is not JSON") from None
-    if not isinstance(event, dict):
-        raise MalformedRequest("body is not a Stripe event object")
-    event_id, event_type = event.get("id"), event.get("type")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
+    event = json_object(body, "a Stripe event object")
+    event_id, event_type = text(event.get("id")), event.get("type")
+    if event_id is None or not isinstance(event_type, str):
         raise MalformedRequest("Stripe event lacks id or type")
     return ProviderEvent(
         event_id=event_id,
@@ -106,9 +103,8 @@ def _event(body: bytes) -> ProviderEvent:
 
 def payment_ref(event: dict[str, Any]) -> str | None:
     """The PaymentIntent id a Stripe event is about, or None when it names none."""
-    data = event.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
+    obj = dig(event, "data", "object")
     if not isinstance(obj, dict):
         return None
-    ref = obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
-    return ref if isinstance(ref, str) and ref else None
+    return text(obj.get("id") if obj.get("object") == "payment_intent"
+                else obj.get("payment_intent"))

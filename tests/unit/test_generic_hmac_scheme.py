@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import RawRequest, build_scheme
-from ingest.schemes.generic_hmac import GenericHmacScheme, derived_event_id, signature, value_at
+from ingest.schemes.generic_hmac import GenericHmacScheme, derived_event_id, signature
+from ingest.schemes.json_body import value_at
 from payhooks.config import BasicAuth, ConfigError, EndpointSettings, Secret, load_settings
 from payhooks.sim import hmac as sim
 
