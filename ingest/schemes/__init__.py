@@ -7,6 +7,10 @@ verified events, or raises :class:`ingest.errors.VerificationFailed` (401) or
 which signs parsed fields, is the documented exception). ``verify`` is a coroutine only so that a
 scheme can fetch key material (PayPal's certificate); the checks themselves are pure functions.
 
+HTTP Basic auth is not a scheme's business: when an endpoint configures ``basic_auth``,
+:func:`build_scheme` puts a :class:`~ingest.schemes.basic_auth.BasicAuthGuard` in front of its
+scheme, which checks the credentials before the scheme sees the request, for every provider.
+
 Each provider module also holds the signer of its scheme: tests, the simulator and the benchmarks
 sign with the same code the receiver verifies with.
 """
@@ -18,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from ingest.schemes.basic_auth import guarded
 from payhooks.config import ConfigError, EndpointSettings
 
 
@@ -79,7 +84,8 @@ SCHEMES: dict[str, str] = {
 
 
 def build_scheme(endpoint: EndpointSettings) -> Scheme:
-    """The scheme of one configured endpoint; settings it cannot use are a ConfigError."""
+    """The scheme of one configured endpoint, behind its Basic auth when it configures one;
+    settings it cannot use are a ConfigError."""
     target = SCHEMES.get(endpoint.provider)
     key = f"endpoints.{endpoint.name}.provider"
     if target is None:
@@ -92,4 +98,4 @@ def build_scheme(endpoint: EndpointSettings) -> Scheme:
             key, f"provider {endpoint.provider!r} is not supported by this receiver yet"
         ) from None
     factory: Callable[[EndpointSettings], Scheme] = getattr(module, class_name).from_settings
-    return factory(endpoint)
+    return guarded(endpoint, factory(endpoint))

@@ -13,7 +13,7 @@ Facts (PSP_NOTES; Adyen's "Verify HMAC signatures" and its Python library ``Adye
   (the oldest key still in use), which is what tells an operator whether an old key can go.
 - Only those eight fields are signed. Everything else in an item (``eventDate``, ``reason``,
   ``additionalData``, ``paymentMethod``, ...) is protected only by HTTP Basic auth and TLS, so an
-  endpoint should configure ``basic_auth``; it is checked before anything else.
+  endpoint should configure ``basic_auth``; ``build_scheme`` then checks it before anything else.
 - ``success`` is the string ``"true"`` or ``"false"`` in Adyen's JSON. A sender that sends a JSON
   boolean is verified over the text Adyen signs for it (``"true"``/``"false"``), never over
   Python's ``str(True)``, which is what Adyen's own library would sign. A signed field of a type
@@ -44,7 +44,7 @@ from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
 from ingest.schemes.json_body import json_object
 from ingest.schemes.options import Options, parsed_key_ring
-from payhooks.config import BasicAuth, EndpointSettings
+from payhooks.config import EndpointSettings
 
 PROVIDER = "adyen"
 OPTIONS: frozenset[str] = frozenset()
@@ -130,7 +130,6 @@ def payment_ref(item: Mapping[str, Any]) -> str | None:
 @dataclass(frozen=True, slots=True)
 class AdyenScheme:
     keys: tuple[bytes, ...] = field(repr=False)  # the ring's hex keys, decoded
-    basic_auth: BasicAuth | None = None
     provider: str = PROVIDER
     content_types: frozenset[str] = frozenset({"application/json"})
     success_body: bytes = b"[accepted]"
@@ -139,10 +138,9 @@ class AdyenScheme:
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> AdyenScheme:
         Options(endpoint, OPTIONS)
-        return cls(keys=parsed_key_ring(endpoint, _hex_key), basic_auth=endpoint.basic_auth)
+        return cls(keys=parsed_key_ring(endpoint, _hex_key))
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
-        signing.check_basic_auth(request.headers, self.basic_auth)
         items = _items(request.body)
         # all or nothing: the batch is published only when every item holds
         key_index = max(self._matching_key(item, n, len(items)) for n, item in enumerate(items, 1))

@@ -38,7 +38,7 @@ from ingest.errors import VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
 from ingest.schemes.json_body import json_object, value_at
 from ingest.schemes.options import Options, key_ring
-from payhooks.config import BasicAuth, EndpointSettings
+from payhooks.config import EndpointSettings
 
 PROVIDER = "hmac"
 DIGESTS = frozenset({"sha1", "sha256", "sha512"})
@@ -71,7 +71,6 @@ class GenericHmacScheme:
     event_type_header: str | None = None
     event_type_field: str | None = None
     payment_ref_field: str | None = None
-    basic_auth: BasicAuth | None = None
     content_types: frozenset[str] = frozenset({"application/json"})
     provider: str = PROVIDER
     success_body: bytes = b'{"received":true}'
@@ -94,12 +93,10 @@ class GenericHmacScheme:
             event_type_header=options.header_name("event_type_header"),
             event_type_field=options.either_or("event_type_header", "event_type_field"),
             payment_ref_field=options.field_path("payment_ref_field"),
-            basic_auth=endpoint.basic_auth,
             content_types=options.media_types("content_types", ("application/json",)),
         )
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
-        signing.check_basic_auth(request.headers, self.basic_auth)
         candidate = self._candidate(request.headers.get(self.header))
         signed = self.signed_prefix + request.body
         expected = (signing.hmac_digest(key, signed, self.digest) for key in self.keys)

@@ -24,7 +24,7 @@ from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
 from ingest.schemes.json_body import dig, json_object, text
 from ingest.schemes.options import Options, key_ring
-from payhooks.config import BasicAuth, EndpointSettings
+from payhooks.config import EndpointSettings
 
 HEADER = "webhook-signature"
 PROVIDER = "gocardless"
@@ -42,7 +42,6 @@ def signature(body: bytes, secret: str) -> str:
 @dataclass(frozen=True, slots=True)
 class GoCardlessScheme:
     keys: tuple[bytes, ...]
-    basic_auth: BasicAuth | None = None
     provider: str = PROVIDER
     content_types: frozenset[str] = frozenset({"application/json"})
     success_body: bytes = b'{"received":true}'
@@ -51,7 +50,7 @@ class GoCardlessScheme:
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> GoCardlessScheme:
         Options(endpoint, OPTIONS)
-        return cls(keys=key_ring(endpoint), basic_auth=endpoint.basic_auth)
+        return cls(keys=key_ring(endpoint))
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
         candidate = _parse_header(request.headers.get(HEADER))
@@ -59,7 +58,6 @@ class GoCardlessScheme:
         key_index = signing.first_match(expected, [candidate])
         if key_index is None:
             raise VerificationFailed("signature_mismatch", "no signature matches a key of the ring")
-        signing.check_basic_auth(request.headers, self.basic_auth)
         return Verified(key_index=key_index, events=split(request.body))
 
 

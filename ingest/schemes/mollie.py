@@ -28,7 +28,7 @@ from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
 from ingest.schemes.json_body import dig, json_object, text
 from ingest.schemes.options import Options, key_ring
-from payhooks.config import BasicAuth, EndpointSettings
+from payhooks.config import EndpointSettings
 
 HEADER = "x-mollie-signature"
 PROVIDER = "mollie"
@@ -52,7 +52,6 @@ def signatures(body: bytes, secrets: Sequence[str]) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class MollieScheme:
     keys: tuple[bytes, ...]
-    basic_auth: BasicAuth | None = None
     provider: str = PROVIDER
     content_types: frozenset[str] = frozenset({"application/json"})
     success_body: bytes = b'{"received":true}'
@@ -61,7 +60,7 @@ class MollieScheme:
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> MollieScheme:
         Options(endpoint, OPTIONS)
-        return cls(keys=key_ring(endpoint), basic_auth=endpoint.basic_auth)
+        return cls(keys=key_ring(endpoint))
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
         candidates = _parse_headers(_header_lines(request.headers))
@@ -69,7 +68,6 @@ class MollieScheme:
         key_index = signing.first_match(expected, candidates)
         if key_index is None:
             raise VerificationFailed("signature_mismatch", "no signature matches a key of the ring")
-        signing.check_basic_auth(request.headers, self.basic_auth)
         return Verified(key_index=key_index, events=(_event(request.body),))
 
 

@@ -31,11 +31,11 @@ shared secret: ``secrets``, which the configuration requires of every endpoint, 
   :mod:`payhooks.sim.paypal` only, ignored here.
 
 Checks run cheapest first and nothing touches the network before the headers, the algorithm, the
-certificate URL, the transmission time (both ways, ``tolerance_seconds``) and Basic auth (when
-configured) have passed. The payment reference is the order id
-(``resource.supplementary_data.related_ids.order_id``), else ``resource.id``. Refund and dispute
-resources name no order (a refund links to its capture, a dispute lists captures), so their
-reference is the refund id, or none.
+certificate URL and the transmission time (both ways, ``tolerance_seconds``) have passed; Basic
+auth, when configured, is checked before all of them (``build_scheme``). The payment reference
+is the order id (``resource.supplementary_data.related_ids.order_id``), else ``resource.id``.
+Refund and dispute resources name no order (a refund links to its capture, a dispute lists
+captures), so their reference is the refund id, or none.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from ingest.schemes.paypal_certs import (
     SigningCertificates,
     load_trust_store,
 )
-from payhooks.config import BasicAuth, ConfigError, EndpointSettings
+from payhooks.config import ConfigError, EndpointSettings
 
 PROVIDER = "paypal"
 HEADER_TRANSMISSION_ID = "paypal-transmission-id"
@@ -145,7 +145,6 @@ class PayPalScheme:
     webhook_ids: tuple[str, ...]
     certificates: SigningCertificates
     tolerance_seconds: int = 300
-    basic_auth: BasicAuth | None = None
     provider: str = PROVIDER
     content_types: frozenset[str] = frozenset({"application/json"})
     success_body: bytes = b'{"received":true}'
@@ -175,16 +174,14 @@ class PayPalScheme:
             webhook_ids=webhook_ids(endpoint),
             certificates=SigningCertificates(policy, source),
             tolerance_seconds=endpoint.tolerance_seconds,
-            basic_auth=endpoint.basic_auth,
         )
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
         headers = request.headers
         transmission_id, transmission_time, signature, cert_url = _read_headers(headers)
-        # offline checks first (URL, clock, Basic auth); the certificate fetch comes last
+        # offline checks first (headers, URL, clock); the certificate fetch comes last
         fetch_url = self.certificates.policy.cert_url(cert_url)
         self._check_time(transmission_time, now)
-        signing.check_basic_auth(headers, self.basic_auth)
         public_key = await self.certificates.public_key(fetch_url, now)
         key_index = None
         for index, webhook_id in enumerate(self.webhook_ids):

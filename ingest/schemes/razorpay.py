@@ -23,7 +23,7 @@ from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
 from ingest.schemes.json_body import dig, json_object, text
 from ingest.schemes.options import Options, key_ring
-from payhooks.config import BasicAuth, EndpointSettings
+from payhooks.config import EndpointSettings
 
 HEADER = "x-razorpay-signature"
 EVENT_ID_HEADER = "x-razorpay-event-id"
@@ -44,7 +44,6 @@ def signature(body: bytes, secret: str) -> str:
 @dataclass(frozen=True, slots=True)
 class RazorpayScheme:
     keys: tuple[bytes, ...]
-    basic_auth: BasicAuth | None = None
     provider: str = PROVIDER
     content_types: frozenset[str] = frozenset({"application/json"})
     success_body: bytes = b'{"received":true}'
@@ -53,7 +52,7 @@ class RazorpayScheme:
     @classmethod
     def from_settings(cls, endpoint: EndpointSettings) -> RazorpayScheme:
         Options(endpoint, OPTIONS)
-        return cls(keys=key_ring(endpoint), basic_auth=endpoint.basic_auth)
+        return cls(keys=key_ring(endpoint))
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
         candidate = _parse_signature(request.headers.get(HEADER))
@@ -62,7 +61,6 @@ class RazorpayScheme:
         key_index = signing.first_match(expected, [candidate])
         if key_index is None:
             raise VerificationFailed("signature_mismatch", "no signature matches a key of the ring")
-        signing.check_basic_auth(request.headers, self.basic_auth)
         return Verified(key_index=key_index, events=(_event(request.body, event_id),))
 
 

@@ -1,4 +1,4 @@
-"""Helpers every scheme shares: HMAC digests, constant-time comparison on bytes, Basic auth."""
+"""Helpers every scheme shares: HMAC digests, constant-time comparison on bytes, base64."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
-
-from ingest.errors import VerificationFailed
-from payhooks.config import BasicAuth
+from collections.abc import Iterable, Sequence
 
 
 def hmac_digest(key: bytes, message: bytes, digest: str = "sha256") -> bytes:
@@ -63,18 +60,3 @@ def b64decode_or_none(text: str | bytes) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
 
-
-def check_basic_auth(headers: Mapping[str, str], expected: BasicAuth | None) -> None:
-    """Raise ``basic_auth_failed`` unless the Authorization header carries ``expected``.
-
-    No configured Basic auth means there is nothing to check.
-    """
-    if expected is None:
-        return
-    header = headers.get("authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    decoded = b64decode_or_none(encoded.strip()) if scheme.lower() == "basic" else None
-    wanted = f"{expected.username}:{expected.password.value}".encode()
-    # compare even when the header is missing or garbage, so timing says nothing either way
-    if not equal(wanted, decoded or b"") or decoded is None:
-        raise VerificationFailed("basic_auth_failed", "Basic authentication failed")

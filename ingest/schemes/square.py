@@ -23,7 +23,7 @@ from ingest.errors import MalformedRequest, VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
 from ingest.schemes.json_body import dig, json_object, text
 from ingest.schemes.options import Options, key_ring
-from payhooks.config import BasicAuth, ConfigError, EndpointSettings
+from payhooks.config import ConfigError, EndpointSettings
 
 HEADER = "x-square-hmacsha256-signature"
 PROVIDER = "square"
@@ -63,7 +63,6 @@ def notification_url(endpoint: EndpointSettings) -> str:
 class SquareScheme:
     keys: tuple[bytes, ...]
     notification_url: bytes
-    basic_auth: BasicAuth | None = None
     provider: str = PROVIDER
     content_types: frozenset[str] = frozenset({"application/json"})
     success_body: bytes = b'{"received":true}'
@@ -75,7 +74,6 @@ class SquareScheme:
         return cls(
             keys=key_ring(endpoint),
             notification_url=notification_url(endpoint).encode(),
-            basic_auth=endpoint.basic_auth,
         )
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
@@ -85,7 +83,6 @@ class SquareScheme:
         key_index = signing.first_match(expected, [candidate])
         if key_index is None:
             raise VerificationFailed("signature_mismatch", "no signature matches a key of the ring")
-        signing.check_basic_auth(request.headers, self.basic_auth)
         return Verified(key_index=key_index, events=(_event(request.body),))
 
 

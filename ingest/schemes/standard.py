@@ -18,8 +18,8 @@ The event id is ``webhook-id`` (the spec's idempotency key). The event type is t
 recommendation, so a body without it is kept with type ``""``, while a body that is not a JSON
 object is malformed (only ``application/json`` is accepted). The payment reference is read from the
 dotted JSON path of option ``payment_ref_field`` (``data.payment_id``); without it events name no
-payment and the partition key falls back to the event id. Basic auth is checked when the endpoint
-configures it.
+payment and the partition key falls back to the event id. Basic auth, when the endpoint configures
+it, is checked before all of this (``build_scheme``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from ingest.errors import VerificationFailed
 from ingest.schemes import ProviderEvent, RawRequest, Verified, signing
 from ingest.schemes.json_body import json_object, value_at
 from ingest.schemes.options import Options, parsed_key_ring
-from payhooks.config import BasicAuth, EndpointSettings
+from payhooks.config import EndpointSettings
 
 PROVIDER = "standard"
 #: header sets in order of preference; Svix sends the same headers under its own name
@@ -154,7 +154,6 @@ class StandardScheme:
     keys: tuple[RingKey, ...]
     tolerance_seconds: int = 300
     payment_ref_field: str | None = None
-    basic_auth: BasicAuth | None = None
     provider: str = PROVIDER
     content_types: frozenset[str] = frozenset({"application/json"})
     success_body: bytes = b'{"received":true}'
@@ -167,11 +166,9 @@ class StandardScheme:
             keys=parsed_key_ring(endpoint, parse_key),
             tolerance_seconds=endpoint.tolerance_seconds,
             payment_ref_field=options.field_path("payment_ref_field"),
-            basic_auth=endpoint.basic_auth,
         )
 
     async def verify(self, request: RawRequest, now: float) -> Verified:
-        signing.check_basic_auth(request.headers, self.basic_auth)
         msg_id, timestamp_text, signature_header = _headers(request.headers)
         timestamp = _timestamp(timestamp_text)
         signatures = _signatures(signature_header)

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.errors import MalformedRequest, VerificationFailed
-from ingest.schemes import RawRequest, build_scheme
+from ingest.schemes import RawRequest, Scheme, build_scheme
 from ingest.schemes.adyen import (
     AdyenScheme,
     event_id,
@@ -30,6 +30,7 @@ from ingest.schemes.adyen import (
     signed_item,
     signing_string,
 )
+from ingest.schemes.basic_auth import BasicAuthGuard
 from payhooks.config import BasicAuth, ConfigError, EndpointSettings, Secret
 from payhooks.sim import adyen as sim
 
@@ -72,8 +73,11 @@ def basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
-def scheme(*keys: str, basic_auth: BasicAuth | None = None) -> AdyenScheme:
-    return AdyenScheme(keys=tuple(bytes.fromhex(k) for k in keys), basic_auth=basic_auth)
+def scheme(*keys: str, basic_auth: BasicAuth | None = None) -> Scheme:
+    """Adyen's scheme with ``keys``; with ``basic_auth`` as the receiver builds it (guarded)."""
+    if basic_auth is not None:
+        return build_scheme(endpoint(*keys, basic_auth=basic_auth))
+    return AdyenScheme(keys=tuple(bytes.fromhex(k) for k in keys))
 
 
 def request(body: bytes, authorization: str | None = None) -> RawRequest:
@@ -311,7 +315,7 @@ def endpoint(*secrets: str, basic_auth: BasicAuth | None = BASIC, **options: Any
 
 def test_scheme_is_built_from_endpoint_settings() -> None:
     built = build_scheme(endpoint(NEW, OLD))
-    assert built == scheme(NEW, OLD, basic_auth=BASIC)
+    assert built == BasicAuthGuard(scheme(NEW, OLD), BASIC)
     assert (built.success_body, built.success_media_type) == (b"[accepted]", "text/plain")
     assert built.content_types == frozenset({"application/json"})
 

@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.errors import MalformedRequest, VerificationFailed
-from ingest.schemes import RawRequest, build_scheme
+from ingest.schemes import RawRequest, Scheme, build_scheme
 from ingest.schemes.generic_hmac import GenericHmacScheme, derived_event_id, signature
 from ingest.schemes.json_body import value_at
 from payhooks.config import BasicAuth, ConfigError, EndpointSettings, Secret, load_settings
@@ -76,7 +76,7 @@ def github_headers(body: bytes, secret: str = NEW) -> dict[str, str]:
             "x-github-event": "push"}
 
 
-async def reason(scheme_: GenericHmacScheme, req: RawRequest) -> str:
+async def reason(scheme_: Scheme, req: RawRequest) -> str:
     with pytest.raises(VerificationFailed) as err:
         await scheme_.verify(req, now=NOW)
     return err.value.reason
@@ -191,7 +191,7 @@ async def test_failure_details_hold_no_secret_signature_or_body() -> None:
 
 
 async def test_basic_auth_is_checked_when_the_endpoint_configures_it() -> None:
-    guarded = GenericHmacScheme.from_settings(
+    guarded = build_scheme(
         endpoint(NEW, basic_auth=BasicAuth("acme", Secret("s3cret")), **GITHUB))
     assert await reason(guarded, request(BODY, github_headers(BODY))) == "basic_auth_failed"
     auth = "Basic " + base64.b64encode(b"acme:s3cret").decode()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import random
 import types
 
@@ -182,7 +183,7 @@ async def test_verified_body_that_is_not_a_next_gen_event_is_malformed(body: byt
 
 async def test_configured_basic_auth_is_checked_too() -> None:
     auth = BasicAuth(username="mollie", password=Secret("pw"))
-    with_auth = MollieScheme(keys=(NEW.encode(),), basic_auth=auth)
+    with_auth = build_scheme(dataclasses.replace(endpoint(), basic_auth=auth))
     with pytest.raises(VerificationFailed) as err:
         await with_auth.verify(request(BODY, signature(BODY, NEW)), now=NOW)
     assert err.value.reason == "basic_auth_failed"

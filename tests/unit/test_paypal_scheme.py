@@ -33,7 +33,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.errors import MalformedRequest, VerificationFailed
-from ingest.schemes import RawRequest, build_scheme, signing
+from ingest.schemes import RawRequest, Scheme, build_scheme, signing
+from ingest.schemes import paypal as paypal_module
 from ingest.schemes.paypal import (
     PayPalScheme,
     crc32_decimal,
@@ -161,7 +162,7 @@ def delivery(body: bytes = BODY, *, key: rsa.RSAPrivateKey | None = None,
     return RawRequest(body=body, headers={k: v for k, v in sent_headers.items() if v is not None})
 
 
-async def rejected(verifying: PayPalScheme, request: RawRequest, now: float = NOW) -> str:
+async def rejected(verifying: Scheme, request: RawRequest, now: float = NOW) -> str:
     with pytest.raises(VerificationFailed) as err:
         await verifying.verify(request, now)
     return err.value.reason
@@ -595,11 +596,18 @@ async def test_wrong_length_signature_is_a_mismatch_not_a_crash() -> None:
     assert await rejected(scheme(), request) == "signature_mismatch"
 
 
-async def test_basic_auth_when_configured_is_checked_before_any_fetch() -> None:
+async def test_basic_auth_when_configured_is_checked_before_any_fetch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     fetcher = FakeFetcher({CERT_URL: pki().chain_pem})
-    verifying = dataclasses.replace(scheme(fetcher), basic_auth=BasicAuth("paypal", Secret("pw")))
+    monkeypatch.setattr(paypal_module, "HttpxCertFetcher", lambda: fetcher)  # the network
+    settings_ = dataclasses.replace(endpoint(pki().root.pem.decode()),
+                                    basic_auth=BasicAuth("paypal", Secret("pw")))
+    verifying = build_scheme(settings_)
     assert await rejected(verifying, delivery()) == "basic_auth_failed"
     assert fetcher.calls == []
+    good = delivery(headers={"authorization": "Basic " + base64.b64encode(b"paypal:pw").decode()})
+    assert (await verifying.verify(good, NOW)).key_index == 0
+    assert fetcher.calls == [CERT_URL]
 
 
 async def test_verified_body_that_is_not_an_event_is_malformed() -> None:

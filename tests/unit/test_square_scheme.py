@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import random
 import types
 
@@ -161,7 +162,7 @@ async def test_verified_body_that_is_not_a_square_event_is_malformed(body: bytes
 
 async def test_configured_basic_auth_is_checked_too() -> None:
     auth = BasicAuth(username="square", password=Secret("pw"))
-    with_auth = SquareScheme(keys=(NEW.encode(),), notification_url=URL.encode(), basic_auth=auth)
+    with_auth = build_scheme(dataclasses.replace(endpoint(notification_url=URL), basic_auth=auth))
     header = signature(BODY, NEW, URL)
     with pytest.raises(VerificationFailed) as err:
         await with_auth.verify(request(BODY, header), now=NOW)

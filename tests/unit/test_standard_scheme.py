@@ -29,7 +29,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.errors import MalformedRequest, VerificationFailed
-from ingest.schemes import RawRequest, build_scheme
+from ingest.schemes import RawRequest, Scheme, build_scheme
 from ingest.schemes.standard import (
     StandardScheme,
     private_key,
@@ -94,7 +94,7 @@ def library_entry(body: bytes, secret: str, msg_id: str = MSG_ID, timestamp: int
     return standardwebhooks.Webhook(secret).sign(msg_id, moment, body.decode())
 
 
-async def reason(scheme_: StandardScheme, req: RawRequest, now: float = NOW) -> str:
+async def reason(scheme_: Scheme, req: RawRequest, now: float = NOW) -> str:
     with pytest.raises(VerificationFailed) as err:
         await scheme_.verify(req, now=now)
     return err.value.reason
@@ -342,7 +342,7 @@ async def test_payment_ref_is_none_without_a_configured_field() -> None:
 
 async def test_basic_auth_is_checked_when_the_endpoint_configures_it() -> None:
     auth = BasicAuth("acme", Secret("s3cret"))
-    guarded = StandardScheme.from_settings(endpoint(NEW, basic_auth=auth))
+    guarded = build_scheme(endpoint(NEW, basic_auth=auth))
     assert await reason(guarded, signed()) == "basic_auth_failed"
     token = base64.b64encode(b"acme:s3cret").decode()
     req = signed()
