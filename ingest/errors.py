@@ -10,7 +10,9 @@
     └── Unavailable             503  retryable by the PSP (answered with Retry-After)
         ├── PublishTimeout           Kafka did not acknowledge every record within the deadline
         ├── PublishFailed            Kafka refused a record (non-retryable inside the deadline)
-        └── Overloaded               too many requests in flight
+        ├── Overloaded               too many requests in flight
+        └── CertificateUnavailable   PayPal's certificate could not be fetched: timeout, network
+                                     error, a 5xx, no free fetch slot (what it holds is a 401)
 
 ``VerificationFailed.reason`` is a short, fixed word (a metric label); ``detail`` is safe to show
 the caller: it never contains a secret, a signature or body bytes.
@@ -55,7 +57,9 @@ class VerificationFailed(IngestError):
             "timestamp_in_future",
             "basic_auth_failed",
             "authorization_failed",  # a static Authorization header (Checkout.com) did not match
-            "certificate_rejected",  # PayPal: cert URL not allowed, fetch failed, chain invalid
+            # PayPal: cert URL not allowed; what was served is no usable certificate, or a 4xx;
+            # chain, validity or subject wrong (a fetch that failed is CertificateUnavailable)
+            "certificate_rejected",
         }
     )
 
@@ -96,3 +100,7 @@ class PublishFailed(Unavailable):
 
 class Overloaded(Unavailable):
     title = "Too many requests in flight"
+
+
+class CertificateUnavailable(Unavailable):
+    title = "PayPal certificate unavailable"

@@ -15,6 +15,12 @@ come from the served bundle, else from the leaf's AIA ``caIssuers`` URL when its
 (``cacerts.digicert.com`` by default), so a change of CA at PayPal needs no release. The leaf
 must be valid at ``now`` and name an accepted subject in its SAN. No revocation check is made.
 
+A fetch that fails (a timeout, also while waiting for a free fetch slot, a network error, a 5xx,
+an unreadable ``cert_files`` entry) says nothing about the request, so it is
+:class:`~ingest.errors.CertificateUnavailable`, a 503 the PSP retries; only what was served (a
+4xx, a redirect, too many bytes, no certificate, a chain, validity or subject that does not hold)
+is ``certificate_rejected``.
+
 A validated key is cached per URL until the earliest ``notAfter`` of its chain (bounded LRU);
 concurrent requests for one URL share one fetch; a failure is remembered only briefly, so that an
 outage of PayPal's host heals on its own while a burst does not hammer it.
@@ -47,7 +53,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from ingest.errors import VerificationFailed
+from ingest.errors import CertificateUnavailable, VerificationFailed
 
 #: hosts PayPal serves webhook signing certificates from (live and sandbox; ``api-m.`` is the
 #: newer API host name, the ``PAYPAL-CERT-URL`` seen in deliveries uses ``api.``)
@@ -85,14 +91,20 @@ _CERT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")  # CERT-360caa42-
 
 
 class CertFetchError(Exception):
-    """A certificate could not be fetched (network, status, size); the message names no secret."""
+    """What was served is not a certificate to judge (a 4xx, a redirect, too many bytes); the
+    message names no secret."""
+
+
+class CertSourceUnavailable(CertFetchError):
+    """The certificate's source failed (network error, timeout, 5xx, unreadable file): retry."""
 
 
 class CertFetcher(Protocol):
     """Where certificate bytes come from: the network in production, a dict in tests."""
 
     async def fetch(self, url: str) -> bytes:
-        """The body served at ``url``; raises :class:`CertFetchError` on any failure."""
+        """The body served at ``url``; raises :class:`CertFetchError` on any failure, as
+        :class:`CertSourceUnavailable` when the source, not what it serves, failed."""
         ...
 
 
@@ -111,6 +123,9 @@ class HttpxCertFetcher:
                                    transport=self.transport)
         try:
             async with client, client.stream("GET", url, headers=headers) as response:
+                if response.status_code >= 500:
+                    raise CertSourceUnavailable(
+                        f"certificate host answered {response.status_code}")
                 if response.status_code != 200:
                     raise CertFetchError(f"certificate host answered {response.status_code}")
                 received = bytearray()
@@ -119,7 +134,10 @@ class HttpxCertFetcher:
                     if len(received) > self.max_bytes:
                         raise CertFetchError("certificate response is too large")
                 return bytes(received)
-        except httpx.HTTPError as exc:
+        except httpx.TransportError as exc:  # timeouts, connection and protocol errors
+            raise CertSourceUnavailable(f"certificate fetch failed ({type(exc).__name__})"
+                                        ) from None
+        except httpx.HTTPError as exc:  # what was served could not be decoded
             raise CertFetchError(f"certificate fetch failed ({type(exc).__name__})") from None
 
 
@@ -138,7 +156,8 @@ class PreloadedCertFetcher:
         try:
             return await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
-            raise CertFetchError(f"preloaded certificate unreadable ({exc.strerror})") from None
+            raise CertSourceUnavailable(f"preloaded certificate unreadable ({exc.strerror})"
+                                        ) from None
 
 
 def _rejected(detail: str) -> VerificationFailed:
@@ -328,11 +347,14 @@ class _Entry:
     key: rsa.RSAPublicKey | None
     until: float
     detail: str = ""
+    unavailable: bool = False  # the failure was the fetch's, not the certificate's
 
     def unwrap(self) -> rsa.RSAPublicKey:
-        if self.key is None:
-            raise _rejected(self.detail)
-        return self.key
+        if self.key is not None:
+            return self.key
+        if self.unavailable:
+            raise CertificateUnavailable(self.detail)
+        raise _rejected(self.detail)
 
 
 class SigningCertificates:
@@ -363,8 +385,8 @@ class SigningCertificates:
         self._fetch_slots = asyncio.Semaphore(max_concurrent_fetches)
 
     async def public_key(self, cert_url: str, now: float) -> rsa.RSAPublicKey:
-        """PayPal's key for the certificate at ``cert_url`` (already allowed), or
-        ``certificate_rejected``."""
+        """PayPal's key for the certificate at ``cert_url`` (already allowed); else
+        ``certificate_rejected``, or CertificateUnavailable when it could not be fetched."""
         entry = self._entries.get(cert_url)
         if entry is not None and now < entry.until:
             self._entries.move_to_end(cert_url)
@@ -378,8 +400,10 @@ class SigningCertificates:
         try:
             entry = await self._load(cert_url, now)
         except BaseException:
-            # cancelled, or a fetcher bug: followers get a failure now instead of waiting forever
-            pending.set_result(_Entry(None, now, "certificate fetch was interrupted"))
+            # cancelled, or a fetcher bug: followers get a failure now instead of waiting forever;
+            # their requests were fine, so they may retry
+            pending.set_result(_Entry(None, now, "certificate fetch was interrupted",
+                                      unavailable=True))
             raise
         finally:
             del self._pending[cert_url]
@@ -400,14 +424,18 @@ class SigningCertificates:
                 found = self.policy.signing_key([*certs, *issuer], now)
         except VerificationFailed as exc:
             return _Entry(None, now + self.failure_ttl_seconds, exc.detail)
+        except CertificateUnavailable as exc:
+            return _Entry(None, now + self.failure_ttl_seconds, exc.detail, unavailable=True)
         return _Entry(found.public_key, found.valid_until)
 
     async def _fetch(self, url: str) -> bytes:
         try:
             async with asyncio.timeout(self.fetch_timeout_seconds), self._fetch_slots:
                 body = await self.fetcher.fetch(url)
-        except TimeoutError:
-            raise _rejected("certificate fetch timed out") from None
+        except TimeoutError:  # also: no fetch slot came free in time
+            raise CertificateUnavailable("certificate fetch timed out") from None
+        except CertSourceUnavailable as exc:
+            raise CertificateUnavailable(str(exc)) from None
         except CertFetchError as exc:
             raise _rejected(str(exc)) from None
         if len(body) > self.max_bytes:

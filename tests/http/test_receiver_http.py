@@ -19,7 +19,9 @@ from prometheus_client import CollectorRegistry
 
 from ingest.app import create_app
 from ingest.errors import PublishTimeout
-from payhooks.config import Settings
+from ingest.schemes.paypal import PayPalScheme, format_transmission_time
+from ingest.schemes.paypal_certs import CertSourceUnavailable
+from payhooks.config import EndpointSettings, Settings
 from payhooks.kafka import Record
 from payhooks.logging import redact
 from tests.conftest import STRIPE_OLD_SECRET, STRIPE_SECRET, make_settings
@@ -167,6 +169,48 @@ async def test_publish_timeout_gets_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["title"] == "Kafka did not confirm in time"
+
+
+class PayPalCertHostDown:
+    """PayPal's certificate host during an outage."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def fetch(self, url: str) -> bytes:
+        self.calls += 1
+        raise CertSourceUnavailable("certificate host answered 503")
+
+
+async def test_paypal_certificate_outage_gets_503_with_retry_after_not_401(
+        http_settings: Settings, publisher: RecordingPublisher, registry: CollectorRegistry
+) -> None:
+    down = PayPalCertHostDown()
+    paypal = PayPalScheme.from_settings(
+        EndpointSettings(name="paypal", provider="paypal", secrets=(),
+                         options={"webhook_id": "8PT597110X687430L"}),  # system CA bundle
+        fetcher=down)
+    app = create_app(http_settings, publisher, registry=registry, schemes={"paypal": paypal})
+    headers = {
+        "content-type": "application/json",
+        "paypal-transmission-id": "4cce5920-5106-11ef-84e2-f38df3f70683",
+        "paypal-transmission-time": format_transmission_time(time.time()),
+        "paypal-transmission-sig": "c2lnbmF0dXJl",
+        "paypal-cert-url": "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-test",
+        "paypal-auth-algo": "SHA256withRSA",
+    }
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as client:
+        response = await client.post("/webhooks/paypal", content=b"{}", headers=headers)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["title"] == "PayPal certificate unavailable"
+    assert down.calls == 1
+    assert publisher.published == []
+    assert sample(registry, "payhooks_ingest_requests_total", endpoint="paypal",
+                  outcome="unavailable") == 1
+    assert sample(registry, "payhooks_ingest_verification_failures_total", provider="paypal",
+                  reason="certificate_rejected") == 0
 
 
 async def test_requests_over_the_in_flight_limit_get_a_fast_503(

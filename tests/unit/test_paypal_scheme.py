@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.errors import MalformedRequest, VerificationFailed
+from ingest.errors import CertificateUnavailable, MalformedRequest, VerificationFailed
 from ingest.schemes import RawRequest, Scheme, build_scheme, signing
 from ingest.schemes import paypal as paypal_module
 from ingest.schemes.paypal import (
@@ -48,6 +48,7 @@ from ingest.schemes.paypal_certs import (
     PAYPAL_CERT_HOSTS,
     CertFetchError,
     CertPolicy,
+    CertSourceUnavailable,
     HttpxCertFetcher,
     SigningCertificates,
     allowed_url,
@@ -166,6 +167,13 @@ async def rejected(verifying: Scheme, request: RawRequest, now: float = NOW) -> 
     with pytest.raises(VerificationFailed) as err:
         await verifying.verify(request, now)
     return err.value.reason
+
+
+async def unavailable(verifying: Scheme, request: RawRequest, now: float = NOW) -> str:
+    """The detail of the CertificateUnavailable (a 503) that ``request`` meets."""
+    with pytest.raises(CertificateUnavailable) as err:
+        await verifying.verify(request, now)
+    return err.value.detail
 
 
 # -- genuine deliveries ----------------------------------------------------------------------
@@ -352,6 +360,13 @@ async def test_preloaded_certificate_file_is_used_instead_of_the_network(tmp_pat
     assert fetcher.calls == []
 
 
+async def test_unreadable_preloaded_certificate_file_is_unavailable(tmp_path: Path) -> None:
+    fetcher = FakeFetcher()
+    verifying = scheme(fetcher, cert_files={CERT_URL: str(tmp_path / "missing.pem")})
+    assert "preloaded certificate unreadable" in await unavailable(verifying, delivery())
+    assert fetcher.calls == []
+
+
 # -- hostile certificate URLs ----------------------------------------------------------------
 
 HOSTILE_CERT_URLS = [
@@ -411,24 +426,45 @@ async def test_certificate_response_over_the_size_limit_is_rejected() -> None:
         "certificate_rejected")
 
 
-async def test_certificate_fetch_that_hangs_times_out() -> None:
+async def test_certificate_fetch_that_hangs_times_out_as_unavailable() -> None:
     fetcher = FakeFetcher({CERT_URL: pki().chain_pem}, gate=asyncio.Event())  # never set
     verifying = scheme(fetcher)
     slow = dataclasses.replace(verifying, certificates=SigningCertificates(
         verifying.certificates.policy, fetcher, fetch_timeout_seconds=0.05))
-    with pytest.raises(VerificationFailed) as err:
-        await slow.verify(delivery(), NOW)
-    assert (err.value.reason, err.value.detail) == ("certificate_rejected",
-                                                    "certificate fetch timed out")
+    assert await unavailable(slow, delivery()) == "certificate fetch timed out"
+    assert fetcher.calls == [CERT_URL]
 
 
-async def test_failed_fetch_is_rejected_and_retried_after_a_short_while() -> None:
-    fetcher = FakeFetcher({CERT_URL: CertFetchError("certificate host answered 503")})
+async def test_no_free_fetch_slot_in_time_is_unavailable() -> None:
+    other_url = f"{CERT_URL[:-4]}0001"
+    gate = asyncio.Event()
+    fetcher = FakeFetcher({CERT_URL: pki().chain_pem, other_url: pki().chain_pem}, gate=gate)
     verifying = scheme(fetcher)
-    assert await rejected(verifying, delivery()) == "certificate_rejected"
+    certificates = SigningCertificates(verifying.certificates.policy, fetcher,
+                                       max_concurrent_fetches=1)
+    busy = dataclasses.replace(verifying, certificates=certificates)
+    holder = asyncio.create_task(busy.verify(delivery(cert_url=other_url), NOW))
+    await asyncio.sleep(0.01)  # the first fetch holds the only slot, with the default deadline
+    certificates.fetch_timeout_seconds = 0.05
+    assert await unavailable(busy, delivery()) == "certificate fetch timed out"
+    assert fetcher.calls == [other_url]  # the second URL never got a slot
+    gate.set()
+    assert await holder
+
+
+async def test_certificate_host_answering_4xx_is_rejected() -> None:
+    fetcher = FakeFetcher({CERT_URL: CertFetchError("certificate host answered 404")})
+    assert await rejected(scheme(fetcher), delivery()) == "certificate_rejected"
+    assert fetcher.calls == [CERT_URL]
+
+
+async def test_failed_fetch_is_unavailable_and_retried_after_a_short_while() -> None:
+    fetcher = FakeFetcher({CERT_URL: CertSourceUnavailable("certificate host answered 503")})
+    verifying = scheme(fetcher)
+    assert await unavailable(verifying, delivery()) == "certificate host answered 503"
     # remembered briefly: a burst during an outage does not hammer PayPal
-    assert await rejected(verifying, delivery(sent=NOW + 5), now=NOW + 5) == (
-        "certificate_rejected")
+    assert await unavailable(verifying, delivery(sent=NOW + 5), now=NOW + 5) == (
+        "certificate host answered 503")
     assert fetcher.calls == [CERT_URL]
     # the outage is over: the next delivery after the failure TTL fetches again and passes
     fetcher.responses[CERT_URL] = pki().chain_pem
@@ -453,6 +489,23 @@ async def test_default_fetcher_fails_in_its_own_typed_way(answer: Any, error: st
     fetcher = HttpxCertFetcher(transport=httpx.MockTransport(answer))
     with pytest.raises(CertFetchError, match=error):
         await fetcher.fetch(CERT_URL)
+
+
+@pytest.mark.parametrize(("answer", "unavailable_source"), [
+    (lambda r: httpx.Response(503), True),
+    (lambda r: httpx.Response(500), True),
+    (lambda r: (_ for _ in ()).throw(httpx.ConnectError("refused", request=r)), True),
+    (lambda r: (_ for _ in ()).throw(httpx.ReadTimeout("slow", request=r)), True),
+    (lambda r: httpx.Response(404), False),
+    (lambda r: httpx.Response(302, headers={"location": "https://evil.example/c.pem"}), False),
+    (lambda r: httpx.Response(200, content=_chunks(b"x" * 40_000, b"x" * 40_000)), False),
+])
+async def test_default_fetcher_tells_an_outage_from_what_was_served(
+        answer: Any, unavailable_source: bool) -> None:
+    fetcher = HttpxCertFetcher(transport=httpx.MockTransport(answer))
+    with pytest.raises(CertFetchError) as err:
+        await fetcher.fetch(CERT_URL)
+    assert isinstance(err.value, CertSourceUnavailable) is unavailable_source
 
 
 async def test_default_fetcher_returns_the_body_and_asks_for_identity_encoding() -> None:
@@ -502,9 +555,8 @@ async def test_followers_are_released_when_the_leading_fetch_is_cancelled() -> N
     leader.cancel()
     with pytest.raises(asyncio.CancelledError):
         await leader
-    with pytest.raises(VerificationFailed) as err:
+    with pytest.raises(CertificateUnavailable):  # its request was fine: the PSP may retry
         await follower
-    assert err.value.reason == "certificate_rejected"
     gate.set()
     assert await verifying.verify(delivery(), NOW)  # nothing was cached from the interruption
     assert fetcher.calls == [CERT_URL, CERT_URL]
