@@ -1,67 +1,128 @@
-"""The one place where a raw record meets dedupe and becomes output records (or a dead letter)."""
+"""The one place where a raw record meets dedupe, the state machine and its outputs.
+
+For each record: if Redis holds a decision for its coordinates, that decision is the answer
+(a redelivery after a crash re-emits the same outputs: same event ids, same versions). Otherwise
+the record is decoded, normalised, decided against the payment's snapshot, and the decision and
+new snapshot are stored atomically (:mod:`consumers.store`) before the worker produces anything.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+import orjson
+import structlog
 from aiokafka.structs import ConsumerRecord
 
-from consumers.dlq import dead_letter
-from consumers.errors import DecodeError, Poison
+from consumers import outputs
+from consumers import state as machine
+from consumers.dlq import SourceRecord, dead_letter
+from consumers.errors import DecodeError, Poison, Retryable
 from consumers.normalize import normalize
-from consumers.store import ClaimStore
+from consumers.store import Conflict, PaymentStore, StoredDecision
 from payhooks.config import TopicSettings
 from payhooks.kafka import Record
 from schemas import wire
 from schemas.envelope import Envelope, EnvelopeError
 from schemas.event import PaymentEvent
 
-#: headers of the raw record carried over to every output
-_CARRIED = frozenset({wire.HEADER_DELIVERY_ID, wire.HEADER_TRACEPARENT, wire.HEADER_REPLAY})
+log = structlog.get_logger("payhooks.consumers")
+
+_CONFLICT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """What handling one raw record decided: a metric word and the records to produce."""
+class Tick:
+    """An internal record asking to release one payment's parked events that are due."""
 
-    name: str  # emitted | duplicate | unmapped | dlq
-    outputs: tuple[Record, ...] = ()
-    event_id: str | None = None
+    payment_id: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"schema": wire.SCHEMA_TICK_V1, "payment_id": self.payment_id})
 
 
 class Handler:
-    def __init__(self, topics: TopicSettings, claims: ClaimStore) -> None:
+    def __init__(self, topics: TopicSettings, store: PaymentStore, parking_window: timedelta,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._topics = topics
-        self._claims = claims
+        self._store = store
+        self._window = parking_window
+        self._clock = clock
 
-    async def handle(self, record: ConsumerRecord) -> Outcome:
+    async def handle(self, record: ConsumerRecord) -> StoredDecision:
+        source = SourceRecord.of(record)
+        key = self._store.decision_key(record.topic, record.partition, record.offset)
+        stored = await self._store.stored(key)
+        if stored is not None:
+            return stored
+        for _ in range(_CONFLICT_ATTEMPTS):
+            try:
+                return await self._decide(source, key)
+            except Conflict:
+                continue  # another worker moved the snapshot on: decide again on the new one
+        raise Retryable(f"snapshot kept changing under record {key}")
+
+    async def _decide(self, source: SourceRecord, key: str) -> StoredDecision:
         try:
-            return await self._handle(record)
+            doc = _tick(source.value)
+            if doc is not None:
+                return await self._expire(doc, source, key)
+            envelope = _envelope(source.value)
+            event = normalize(envelope)
         except Poison as poison:
-            return Outcome("dlq", (dead_letter(record, poison.stage, poison, self._topics.dlq),))
-
-    async def _handle(self, record: ConsumerRecord) -> Outcome:
-        try:
-            envelope = Envelope.from_json(record.value or b"")
-        except EnvelopeError as exc:
-            raise DecodeError(str(exc)) from None
-        event = normalize(envelope)
+            record = dead_letter(source, poison.stage, type(poison).__name__, str(poison),
+                                 self._topics.dlq)
+            return StoredDecision((record,), ("dlq",))  # depends on the bytes only: not stored
         if event is None:
-            return Outcome("unmapped")
-        holder = f"{record.topic}:{record.partition}:{record.offset}"
-        if not await self._claims.claim(event.event_id, holder):
-            return Outcome("duplicate", event_id=event.event_id)
-        return Outcome("emitted", (self._event_record(event, record),), event.event_id)
+            return StoredDecision((), ("unmapped",))
+        snap, rev = await self._store.load(event.payment_id)
+        decision = machine.apply(snap, event, self._clock(), source.to_json())
+        return await self._store_decision(decision, snap, rev, source, key, event)
 
-    def _event_record(self, event: PaymentEvent, source: ConsumerRecord) -> Record:
-        carried = tuple((k, v) for k, v in (source.headers or ()) if k in _CARRIED)
-        return Record(
-            topic=self._topics.events,
-            key=event.payment_id.encode(),
-            value=event.to_json(),
-            headers=(
-                *carried,
-                (wire.HEADER_EVENT_ID, event.event_id.encode()),
-                (wire.HEADER_SCHEMA, wire.SCHEMA_EVENT_V1.encode()),
-            ),
+    async def _expire(self, tick: Tick, source: SourceRecord, key: str) -> StoredDecision:
+        snap, rev = await self._store.load(tick.payment_id)
+        decision = machine.expire(snap, self._clock(), self._window)
+        return await self._store_decision(decision, snap, rev, source, key, None)
+
+    async def _store_decision(self, decision: machine.Decision, before: machine.Snapshot,
+                              rev: str, source: SourceRecord, key: str,
+                              event: PaymentEvent | None) -> StoredDecision:
+        new_rev = int(rev or 0) + 1
+        records = outputs.for_decision(decision, before, new_rev, source, self._topics, event)
+        names = tuple("dlq" if o.name == "dead" else o.name for o in decision.outcomes)
+        stored = StoredDecision(tuple(records), names or ("none",))
+        if decision.snapshot == before and not records:
+            return stored  # nothing changes and nothing is written (a duplicate): not stored
+        oldest = machine.oldest_parked_at(decision.snapshot)
+        return await self._store.commit(
+            key, stored,
+            snapshot=decision.snapshot if decision.snapshot != before else None,
+            expected_rev=rev,
+            parked_since=oldest.timestamp() if oldest else None,
         )
+
+
+def _tick(value: bytes) -> Tick | None:
+    if wire.SCHEMA_TICK_V1.encode() not in value[:80]:
+        return None
+    try:
+        doc = orjson.loads(value)
+        return Tick(payment_id=str(doc["payment_id"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DecodeError(f"malformed tick ({exc})") from None
+
+
+def _envelope(value: bytes) -> Envelope:
+    try:
+        return Envelope.from_json(value)
+    except EnvelopeError as exc:
+        raise DecodeError(str(exc)) from None
+
+
+def tick_record(topic: str, payment_id: str) -> Record:
+    """The tick for ``payment_id``, keyed like the payment's raw records (same partition)."""
+    return Record(topic, payment_id.encode(), Tick(payment_id).to_json(),
+                  ((wire.HEADER_SCHEMA, wire.SCHEMA_TICK_V1.encode()),))
+

@@ -1,39 +1,222 @@
-"""Redis-backed dedupe index: which raw record first claimed each provider event."""
+"""Redis: per-payment snapshots and the outputs decided for each input record, written atomically.
+
+Redis is fast memory; Kafka is the record. Every write goes through one Lua script that checks,
+in one atomic step:
+
+1. Redis is the server whose data the workers trust (``meta:ready`` holds its ``run_id``; a
+   restart or failover changes the run_id, so nothing is written until the workers have rebuilt
+   Redis from ``payhooks.snapshots``, see :mod:`consumers.rebuild`);
+2. no decision is stored for this input record yet (else it returns that one: the record is being
+   redelivered after a crash, or a zombie got there first, and the same outputs must go out again);
+3. the snapshot is still the revision the decision was computed from (else: recompute).
+
+Then it stores the new snapshot, the decision (with a TTL: it only matters until the Kafka
+transaction holding its outputs commits) and the parked index.
+
+One Redis server (or a primary with replicas), not Redis Cluster: the script touches several keys.
+"""
 
 from __future__ import annotations
 
+import base64
+from dataclasses import dataclass
+
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from consumers.codec import snapshot_from_json, snapshot_to_json
 from consumers.errors import Retryable
+from consumers.state import Snapshot
+from payhooks.kafka import Record
 from schemas import wire
 
-# Claim an event for one raw record. The same record may claim again (a redelivery after a crash
-# re-emits the same outputs); any other record carrying the event is a duplicate.
-_CLAIM = """
-local holder = redis.call('GET', KEYS[1])
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-  return 1
+_COMMIT = """
+local info = redis.call('INFO', 'server')
+local run_id = string.match(info, 'run_id:(%x+)')
+if redis.call('GET', KEYS[4]) ~= run_id then return {'notready'} end
+local existing = redis.call('GET', KEYS[1])
+if existing then return {'exists', existing} end
+if ARGV[3] ~= '*' then
+  local rev = redis.call('HGET', KEYS[2], 'rev') or ''
+  if rev ~= ARGV[3] then return {'conflict'} end
+  redis.call('HSET', KEYS[2], 'rev', ARGV[5], 'doc', ARGV[4])
+  if ARGV[7] == '' then
+    redis.call('ZREM', KEYS[3], ARGV[6])
+  else
+    redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+  end
 end
-if holder == ARGV[1] then return 1 end
-return 0
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return {'ok'}
 """
 
 
-class ClaimStore:
-    def __init__(self, redis: Redis, prefix: str, ttl_seconds: int) -> None:
-        self._redis = redis
-        self._prefix = prefix
-        self._ttl = ttl_seconds
-        self._claim = redis.register_script(_CLAIM)
+class NotReady(Retryable):
+    """Redis is not (yet) the server whose data the workers trust: rebuild, then retry."""
 
-    def key(self, event_id: str) -> str:
-        return self._prefix + wire.REDIS_EVENT_CLAIM.format(event_id=event_id)
 
-    async def claim(self, event_id: str, holder: str) -> bool:
-        """True when ``holder`` (a raw record's coordinates) owns ``event_id``."""
+class Conflict(Retryable):
+    """The snapshot changed between reading and writing (another worker): recompute."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """The outputs decided for one input record, and the outcome names (for metrics)."""
+
+    records: tuple[Record, ...]
+    outcomes: tuple[str, ...]
+    redelivered: bool = False
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({
+            "outcomes": list(self.outcomes),
+            "records": [
+                {"topic": r.topic, "key": _b64(r.key), "value": _b64(r.value),
+                 "headers": [[k, _b64(v)] for k, v in r.headers]}
+                for r in self.records
+            ],
+        })
+
+    @classmethod
+    def from_json(cls, data: bytes) -> StoredDecision:
+        doc = orjson.loads(data)
+        return cls(
+            records=tuple(
+                Record(r["topic"], base64.b64decode(r["key"]), base64.b64decode(r["value"]),
+                       tuple((k, base64.b64decode(v)) for k, v in r["headers"]))
+                for r in doc["records"]
+            ),
+            outcomes=tuple(doc["outcomes"]),
+            redelivered=True,
+        )
+
+
+def _bytes(value: object) -> bytes:
+    """A Redis reply as bytes (the client is used without decode_responses)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"unexpected Redis reply {type(value).__name__}")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class PaymentStore:
+    def __init__(self, redis: Redis, prefix: str, decision_ttl_seconds: int = 7 * 24 * 3600
+                 ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._ttl = decision_ttl_seconds
+        self._commit = redis.register_script(_COMMIT)
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    def snapshot_key(self, payment_id: str) -> str:
+        return self.prefix + wire.REDIS_SNAPSHOT.format(payment_id=payment_id)
+
+    def decision_key(self, topic: str, partition: int, offset: int) -> str:
+        return self.prefix + wire.REDIS_DECISION.format(topic=topic, partition=partition,
+                                                         offset=offset)
+
+    @property
+    def parked_key(self) -> str:
+        return self.prefix + wire.REDIS_PARKED
+
+    @property
+    def ready_key(self) -> str:
+        return self.prefix + wire.REDIS_READY
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def stored(self, decision_key: str) -> StoredDecision | None:
         try:
-            return bool(await self._claim(keys=[self.key(event_id)], args=[holder, self._ttl]))
+            data = await self.redis.get(decision_key)
         except RedisError as exc:
             raise Retryable(f"Redis unavailable ({type(exc).__name__})") from exc
+        return None if data is None else StoredDecision.from_json(_bytes(data))
+
+    async def load(self, payment_id: str) -> tuple[Snapshot, str]:
+        """The payment's snapshot and its revision ("" for a payment never seen)."""
+        try:
+            doc = await self.redis.hget(self.snapshot_key(payment_id), "doc")
+        except RedisError as exc:
+            raise Retryable(f"Redis unavailable ({type(exc).__name__})") from exc
+        if doc is None:
+            return Snapshot(payment_id), ""
+        snap, rev = snapshot_from_json(_bytes(doc))
+        return snap, str(rev)
+
+    async def ready(self) -> bool:
+        """True while Redis is the server the workers rebuilt or started with."""
+        try:
+            run_id = (await self.redis.info("server"))["run_id"]
+            return bool(await self.redis.get(self.ready_key) == run_id.encode())
+        except RedisError:
+            return False
+
+    async def parked_due(self, before: float, limit: int = 500) -> list[str]:
+        """Payments whose oldest parked event parked before ``before`` (unix seconds)."""
+        try:
+            members = await self.redis.zrangebyscore(self.parked_key, "-inf", before, start=0,
+                                                     num=limit)
+        except RedisError as exc:
+            raise Retryable(f"Redis unavailable ({type(exc).__name__})") from exc
+        return [_bytes(m).decode() for m in members]
+
+    async def parked_stats(self) -> tuple[int, float | None]:
+        """How many payments have parked events, and when the oldest parked (unix seconds)."""
+        try:
+            count = await self.redis.zcard(self.parked_key)
+            oldest = await self.redis.zrange(self.parked_key, 0, 0, withscores=True)
+        except RedisError:
+            return 0, None
+        return int(count), (float(oldest[0][1]) if oldest else None)
+
+    # --- the write -----------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        decision_key: str,
+        decision: StoredDecision,
+        *,
+        snapshot: Snapshot | None,
+        expected_rev: str,
+        parked_since: float | None,
+    ) -> StoredDecision:
+        """Store ``decision`` (and ``snapshot``, unless None) for the record at ``decision_key``.
+
+        Returns the decision that holds: ``decision``, or the one stored before (redelivery).
+        Raises :class:`Conflict` when the snapshot moved on, :class:`NotReady` when Redis must be
+        rebuilt first.
+        """
+        new_rev = int(expected_rev or 0) + 1
+        payment_id = snapshot.payment_id if snapshot is not None else ""
+        try:
+            answer = await self._commit(
+                keys=[decision_key, self.snapshot_key(payment_id) if snapshot else decision_key,
+                      self.parked_key, self.ready_key],
+                args=[
+                    decision.to_json(),
+                    self._ttl,
+                    expected_rev if snapshot else "*",  # "*": no snapshot to write or check
+                    snapshot_to_json(snapshot, new_rev) if snapshot else "",
+                    new_rev,
+                    payment_id,
+                    "" if parked_since is None else repr(parked_since),
+                ],
+            )
+        except RedisError as exc:
+            raise Retryable(f"Redis unavailable ({type(exc).__name__})") from exc
+        status = _bytes(answer[0]).decode()
+        if status == "ok":
+            return decision
+        if status == "exists":
+            return StoredDecision.from_json(_bytes(answer[1]))
+        if status == "conflict":
+            raise Conflict(f"snapshot of {payment_id} changed meanwhile")
+        raise NotReady("Redis restarted or is not rebuilt yet")
+

@@ -1,6 +1,14 @@
-"""The worker loop: poll a batch, hand each record to the handler, and commit the outputs and the
-input offsets in one Kafka transaction. It moves bytes and offsets only; decisions are the
-handler's."""
+"""The worker loop: poll a batch, hand each record to the handler, and commit each partition's
+outputs with its input offsets in one Kafka transaction. It moves bytes and offsets only;
+decisions are the handler's.
+
+Every input partition has its own transactional producer, ``transactional.id =
+{group}.{topic}.{partition}``. When a partition moves to another worker, that worker's producer
+starts with the same id, which fences the old one: a zombie that still holds the partition in its
+head can no longer commit anything (aiokafka commits offsets the pre-KIP-447 way, so per-partition
+ids are what makes fencing work). Partitions are processed concurrently, records of one partition
+(so of one payment) strictly in order.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +16,20 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
+from redis.asyncio import Redis
 
+from consumers import failpoints, rebuild
 from consumers.errors import Retryable
-from consumers.handler import Handler
+from consumers.handler import Handler, tick_record
+from consumers.store import Conflict, PaymentStore
+from payhooks import kafka
+from payhooks.config import Settings
 from payhooks.metrics import ConsumerMetrics
 
 log = structlog.get_logger("payhooks.consumers")
@@ -23,80 +37,210 @@ log = structlog.get_logger("payhooks.consumers")
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
 
 _BACKOFF_START, _BACKOFF_MAX = 0.2, 10.0
+_TICK_INTERVAL = 5.0  # how often the ticker looks for expired parked events
+_TICK_QUIET = 60.0  # a payment ticked is not ticked again for this long
 
 
 class Worker:
-    def __init__(
-        self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        handler: Handler,
-        metrics: ConsumerMetrics,
-        *,
-        group_id: str,
-        batch_max_records: int,
-        poll_timeout_ms: int,
-    ) -> None:
-        self._consumer = consumer
-        self._producer = producer
-        self._handler = handler
+    def __init__(self, settings: Settings, redis: Redis, metrics: ConsumerMetrics) -> None:
+        self._settings = settings
+        self._group = settings.consumer.group_id
+        self._topic = settings.topics.raw
         self._metrics = metrics
-        self._group_id = group_id
-        self._batch_max = batch_max_records
-        self._poll_ms = poll_timeout_ms
+        self.store = PaymentStore(redis, settings.redis.key_prefix)
+        window = timedelta(seconds=settings.consumer.parking_window_seconds)
+        self._window = window
+        self._handler = Handler(settings.topics, self.store, window)
+        self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self._batch_lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._ticked: dict[str, float] = {}
+
+    # --- lifecycle -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process batches until ``stop`` is set; then finish the batch at hand and close."""
-        await self._producer.start()
-        await self._consumer.start()
-        log.info("worker_started", group_id=self._group_id)
+        """Process batches until ``stop`` is set, then shut down in order."""
+        consumer = kafka.consumer(self._settings.kafka, group_id=self._group,
+                                  max_poll_interval_ms=300_000)
+        self._consumer = consumer
+        await consumer.start()
+        consumer.subscribe([self._topic], listener=_Listener(self))
+        ticker = asyncio.create_task(self._tick_loop(stop), name="parking-ticker")
+        log.info("worker_started", group_id=self._group)
         backoff = _BACKOFF_START
         try:
             while not stop.is_set():
-                batch = await self._consumer.getmany(
-                    timeout_ms=self._poll_ms, max_records=self._batch_max
-                )
-                if not batch:
-                    continue
                 try:
-                    await self._process(batch)
+                    if await rebuild.ensure_ready(self.store, self._settings.kafka,
+                                                  self._settings.topics.snapshots):
+                        self._metrics.rebuilds.inc()
+                    self._metrics.ready.set(1)
+                    batch = await consumer.getmany(
+                        timeout_ms=self._settings.consumer.poll_timeout_ms,
+                        max_records=self._settings.consumer.batch_max_records)
+                    if batch:
+                        failpoints.reached("after_poll")
+                        await self._process(batch)
                     backoff = _BACKOFF_START
                 except (Retryable, KafkaError) as exc:
-                    # nothing of the batch is committed: rewind and try the same records again
-                    log.warning("batch_retry", error=type(exc).__name__, detail=str(exc),
+                    self._metrics.ready.set(0)
+                    log.warning("worker_retry", error=type(exc).__name__, detail=str(exc)[:200],
                                 backoff_seconds=backoff)
-                    self._rewind(batch)
                     await _sleep_unless(stop, backoff)
                     backoff = min(backoff * 2, _BACKOFF_MAX)
         finally:
-            # shutdown sequence: the open transaction is finished or aborted above; leave the
-            # group (partitions move to the other workers), then close the producer
-            await self._consumer.stop()
-            await self._producer.stop()
+            # shutdown: the batch at hand has finished (or was abandoned, uncommitted, above);
+            # stop the ticker, leave the group (partitions move to the other workers at once),
+            # then close the partition producers
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await consumer.stop()
+            await self._close_producers(list(self._producers))
+            self._metrics.ready.set(0)
             log.info("worker_stopped")
+
+    async def producer_for(self, tp: TopicPartition) -> AIOKafkaProducer:
+        """The partition's transactional producer, started on first use."""
+        producer = self._producers.get(tp)
+        if producer is None:
+            producer = kafka.producer(
+                self._settings.kafka,
+                transactional_id=f"{self._group}.{tp.topic}.{tp.partition}",
+                transaction_timeout_ms=60_000,
+            )
+            try:
+                await producer.start()  # init_transactions: fences the partition's previous owner
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producers[tp] = producer
+        return producer
+
+    async def close_producers(self, partitions: Sequence[TopicPartition]) -> None:
+        async with self._batch_lock:  # let the batch in flight finish first
+            await self._close_producers(partitions)
+
+    async def _close_producers(self, partitions: Sequence[TopicPartition]) -> None:
+        for tp in partitions:
+            producer = self._producers.pop(tp, None)
+            if producer is not None:
+                with contextlib.suppress(KafkaError):
+                    await producer.stop()
+
+    # --- batches -------------------------------------------------------------------------------
 
     async def _process(self, batch: Batch) -> None:
         started = time.perf_counter()
-        async with self._producer.transaction():
-            for records in batch.values():
-                for record in records:
-                    outcome = await self._handler.handle(record)
-                    self._metrics.records.labels(outcome.name).inc()
-                    for out in outcome.outputs:
-                        await self._producer.send(
-                            out.topic, out.value, key=out.key, headers=list(out.headers)
-                        )
-                    log.debug("record_handled", outcome=outcome.name, event_id=outcome.event_id,
-                              partition=record.partition, offset=record.offset)
-            # offsets of the next records to read, committed inside the same transaction
-            await self._producer.send_offsets_to_transaction(
-                {tp: records[-1].offset + 1 for tp, records in batch.items()}, self._group_id
-            )
+        async with self._batch_lock:
+            results = await asyncio.gather(
+                *(self._process_partition(tp, records) for tp, records in batch.items()),
+                return_exceptions=True)
+        failed = [(tp, r) for tp, r in zip(batch, results, strict=True) if r is not None]
+        for tp, error in failed:
+            # nothing of this partition's batch is committed: read the same records again (a
+            # partition revoked meanwhile restarts from its committed offset wherever it goes)
+            if self._consumer is not None and tp in self._consumer.assignment():
+                self._consumer.seek(tp, batch[tp][0].offset)
+            cause = _cause(error)
+            self._metrics.retries.labels(cause).inc()
+            if cause == "fenced":
+                log.warning("partition_fenced", partition=tp.partition)
+                await self._close_producers([tp])
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        if failed:
+            first = failed[0][1]
+            if isinstance(first, Retryable | KafkaError):
+                raise first
+            raise Retryable(f"partition batch failed ({type(first).__name__}: {first})")
 
-    def _rewind(self, batch: Batch) -> None:
-        for tp, records in batch.items():
-            self._consumer.seek(tp, records[0].offset)
+    async def _process_partition(self, tp: TopicPartition, records: Sequence[ConsumerRecord]
+                                 ) -> None:
+        producer = await self.producer_for(tp)
+        started = time.perf_counter()
+        async with producer.transaction():
+            for record in records:
+                decision = await self._handler.handle(record)
+                failpoints.reached("after_redis")
+                for name in ("redelivered",) if decision.redelivered else decision.outcomes:
+                    self._metrics.records.labels(name).inc()
+                for out in decision.records:
+                    await producer.send(out.topic, out.value, key=out.key,
+                                        headers=list(out.headers))
+            failpoints.reached("after_produce")
+            await producer.send_offsets_to_transaction(
+                {tp: records[-1].offset + 1}, self._group)
+            failpoints.reached("before_commit")
+            if failpoints.armed("during_commit"):  # die while the commit is on the wire
+                asyncio.get_running_loop().call_later(0.001, failpoints.reached, "during_commit")
+        self._metrics.transaction_seconds.observe(time.perf_counter() - started)
+        if self._consumer is not None:
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                self._metrics.lag.labels(str(tp.partition)).set(
+                    max(0, high - records[-1].offset - 1))
+
+    # --- parking expiry ------------------------------------------------------------------------
+
+    async def _tick_loop(self, stop: asyncio.Event) -> None:
+        """Ask for the release of expired parked events: one tick record per due payment.
+
+        Ticks go to the raw topic under the payment's key, so they are processed in order with
+        the payment's other records and with the same effectively-once machinery. Ticking is
+        at-least-once; a tick with nothing due changes nothing.
+        """
+        producer = kafka.producer(self._settings.kafka)
+        await producer.start()
+        lock_key = self.store.prefix + "meta:ticker"
+        try:
+            while not stop.is_set():
+                await _sleep_unless(stop, _TICK_INTERVAL)
+                with contextlib.suppress(Retryable, KafkaError, OSError):
+                    await self._tick_once(producer, lock_key)
+        finally:
+            await producer.stop()
+
+    async def _tick_once(self, producer: AIOKafkaProducer, lock_key: str) -> None:
+        count, oldest = await self.store.parked_stats()
+        now = time.time()
+        self._metrics.parked_payments.set(count)
+        self._metrics.oldest_parked_age.set(0 if oldest is None else max(0.0, now - oldest))
+        # one worker ticks at a time (the lock expires if it dies)
+        if not await self.store.redis.set(lock_key, "1", nx=True, ex=int(_TICK_INTERVAL * 3)):
+            return
+        due = await self.store.parked_due(now - self._window.total_seconds())
+        self._ticked = {p: t for p, t in self._ticked.items() if now - t < _TICK_QUIET}
+        for payment_id in due:
+            if payment_id in self._ticked:
+                continue
+            tick = tick_record(self._topic, payment_id)
+            await producer.send_and_wait(tick.topic, tick.value, key=tick.key,
+                                         headers=list(tick.headers))
+            self._ticked[payment_id] = now
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._worker.close_producers(list(revoked))
+        log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # producers start on first use (fencing the previous owner then), so an unavailable
+        # transaction coordinator here does not lose the assignment
+        log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+def _cause(error: BaseException) -> str:
+    if isinstance(error, ProducerFenced):
+        return "fenced"
+    if isinstance(error, Conflict):
+        return "conflict"
+    if isinstance(error, KafkaError):
+        return "kafka"
+    return "redis"
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

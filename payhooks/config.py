@@ -97,6 +97,7 @@ class TopicSettings:
     state: str = wire.TOPIC_STATE
     dlq: str = wire.TOPIC_DLQ
     audit: str = wire.TOPIC_AUDIT
+    snapshots: str = wire.TOPIC_SNAPSHOTS
 
     def by_role(self) -> dict[str, str]:
         """Logical role (``raw``, ``events``, ...) to the configured topic name."""

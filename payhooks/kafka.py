@@ -68,3 +68,15 @@ def admin(settings: KafkaSettings, **overrides: Any) -> AIOKafkaAdminClient:
     }
     options.update(overrides)
     return AIOKafkaAdminClient(**options)
+
+
+async def partitions_of(settings: KafkaSettings, topic: str) -> list[int]:
+    """The partition numbers of ``topic`` (empty when it does not exist)."""
+    client = admin(settings)
+    await client.start()
+    try:
+        described = await client.describe_topics([topic])
+    finally:
+        await client.close()
+    return sorted(p["partition"] for t in described if t["error_code"] == 0
+                  for p in t["partitions"])

@@ -63,12 +63,51 @@ class ConsumerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.records = Counter(
             "payhooks_consumer_records_total",
-            "Raw records handled, by outcome (emitted, duplicate, unmapped, dlq).",
+            "Events handled, by outcome (applied, duplicate, stale, noted, parked, released, "
+            "inferred, unmapped, dlq, redelivered).",
             ["outcome"],
             registry=registry,
         )
         self.batch_seconds = Histogram(
             "payhooks_consumer_batch_seconds",
-            "Time to handle one polled batch, from poll to committed transaction.",
+            "Time to handle one polled batch, from poll to committed transactions.",
+            registry=registry,
+        )
+        self.transaction_seconds = Histogram(
+            "payhooks_consumer_transaction_seconds",
+            "Time of one partition's Kafka transaction (outputs and input offsets).",
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "payhooks_consumer_lag_records",
+            "Records of the raw topic not yet processed, per assigned partition.",
+            ["partition"],
+            registry=registry,
+        )
+        self.parked_payments = Gauge(
+            "payhooks_consumer_parked_payments",
+            "Payments with at least one parked (early) event.",
+            registry=registry,
+        )
+        self.oldest_parked_age = Gauge(
+            "payhooks_consumer_oldest_parked_age_seconds",
+            "Age of the oldest parked event (0 when none); above the parking window means the "
+            "expiry ticks are not being processed.",
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "payhooks_consumer_ready",
+            "1 while the worker can reach Kafka and a trusted Redis, else 0.",
+            registry=registry,
+        )
+        self.retries = Counter(
+            "payhooks_consumer_retries_total",
+            "Batches given up and retried, by cause (redis, kafka, fenced, conflict).",
+            ["cause"],
+            registry=registry,
+        )
+        self.rebuilds = Counter(
+            "payhooks_consumer_redis_rebuilds_total",
+            "Times Redis was rebuilt from payhooks.snapshots (it restarted or came back empty).",
             registry=registry,
         )

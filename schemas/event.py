@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Final
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final
 
 import orjson
 
@@ -66,3 +66,12 @@ class PaymentEvent:
 
     def to_json(self) -> bytes:
         return orjson.dumps({"schema": wire.SCHEMA_EVENT_V1, **asdict(self)})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> PaymentEvent:
+        """The inverse of :meth:`as_dict` (a ``schema`` key, if present, is ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in names})

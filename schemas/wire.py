@@ -11,6 +11,9 @@ TOPIC_TRANSITIONS: Final = "payments.transitions"  # gapless per-payment state t
 TOPIC_STATE: Final = "payments.state"  # compacted latest snapshot per payment
 TOPIC_DLQ: Final = "webhooks.dlq"  # records that could not be processed, with the reason
 TOPIC_AUDIT: Final = "payhooks.audit"  # one record per operator action
+TOPIC_SNAPSHOTS: Final = "payhooks.snapshots"  # internal, compacted: the workers' full per-payment
+# snapshots (parked events, dedupe memory), written in the same transaction as the outputs, so
+# Redis can be rebuilt from Kafka when it comes back empty
 
 # --- Kafka record headers (values are UTF-8 bytes) -------------------------------------------
 HEADER_DELIVERY_ID: Final = "delivery_id"  # one id per HTTP request that carried the event
@@ -32,9 +35,19 @@ HEADER_DLQ_ERROR_MESSAGE: Final = "dlq_error_message"  # never holds a secret or
 # --- JSON Schema ids (files in schemas/json/) ----------------------------------------------
 SCHEMA_ENVELOPE_V1: Final = "payhooks.envelope.v1"
 SCHEMA_EVENT_V1: Final = "payhooks.event.v1"
+SCHEMA_TRANSITION_V1: Final = "payhooks.transition.v1"
+SCHEMA_STATE_V1: Final = "payhooks.state.v1"
+SCHEMA_SNAPSHOT_V1: Final = "payhooks.snapshot.v1"  # internal (payhooks.snapshots)
+SCHEMA_TICK_V1: Final = "payhooks.tick.v1"  # internal: "release this payment's expired parked
+# events", written by the workers to webhooks.raw under the payment's key
 
 # --- Redis keys (every key starts with the configured prefix, default "payhooks:") -----------
-REDIS_EVENT_CLAIM: Final = "event:{event_id}"  # raw-record coordinates that first claimed an event
+REDIS_SNAPSHOT: Final = "pay:{payment_id}"  # a payment's snapshot (JSON, payhooks.snapshot.v1)
+REDIS_DECISION: Final = "out:{topic}:{partition}:{offset}"  # the outputs decided for one input
+# record: a redelivery after a crash re-emits exactly these (same ids, same versions)
+REDIS_PARKED: Final = "parked"  # sorted set: payment id -> when its oldest parked event parked
+REDIS_READY: Final = "meta:ready"  # run_id of the Redis server whose data the workers trust
+REDIS_REBUILD_LOCK: Final = "meta:rebuild-lock"  # one worker rebuilds Redis from Kafka at a time
 
 # --- HTTP ------------------------------------------------------------------------------------
 PROBLEM_CONTENT_TYPE: Final = "application/problem+json"

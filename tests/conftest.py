@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
+from consumers.worker import Worker
 from ingest.app import create_app
 from ingest.publisher import KafkaPublisher
 from payhooks import logging as plog
@@ -41,6 +42,7 @@ from payhooks.config import (
     Settings,
     TopicSettings,
 )
+from payhooks.metrics import ConsumerMetrics
 
 STRIPE_SECRET = "whsec_test_3f9a1c0e5b7d4e2a9c8b6f1d0e3a5c7b"
 STRIPE_OLD_SECRET = "whsec_test_old_0b1c2d3e4f5a6b7c8d9e0f1a2b3c"
@@ -212,6 +214,20 @@ async def running_receiver(settings: Settings) -> AsyncIterator[str]:
 async def receiver_url(settings: Settings) -> AsyncIterator[str]:
     async with running_receiver(settings) as url:
         yield url
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, redis: Redis) -> AsyncIterator[ConsumerMetrics]:
+    """One real worker of the settings' group, in this event loop, until the block ends."""
+    metrics = ConsumerMetrics(CollectorRegistry())
+    worker = Worker(settings, redis, metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield metrics
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ receiver verifies with (``ingest.schemes.<provider>``). This module plans and se
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import random
 import time
@@ -118,8 +119,14 @@ def plan(
 
 def signed_request(provider: str, delivery: Delivery, endpoint: EndpointSettings, now: int
                    ) -> SignedRequest:
-    """Body and headers of ``delivery``, signed as the provider signs them."""
-    return provider_sim(provider).sign(delivery.events, endpoint, now)
+    """Body and headers of ``delivery``, signed as the provider signs them, with the endpoint's
+    Basic auth credentials when it has them."""
+    signed = provider_sim(provider).sign(delivery.events, endpoint, now)
+    auth = endpoint.basic_auth
+    if auth is not None and not any(k.lower() == "authorization" for k in signed.headers):
+        token = base64.b64encode(f"{auth.username}:{auth.password.value}".encode()).decode()
+        signed.headers["authorization"] = f"Basic {token}"
+    return signed
 
 
 async def send(

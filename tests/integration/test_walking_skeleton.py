@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 import jsonschema
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from consumers.handler import Handler
-from consumers.store import ClaimStore
-from consumers.worker import Worker
 from payhooks import kafka
 from payhooks.config import Settings
 from payhooks.metrics import ConsumerMetrics
 from schemas import registry as schema_registry
 from schemas import wire
+from tests.conftest import running_worker
 from tests.support import post_stripe, read_topic, stripe_event, stripe_headers
 
 pytestmark = pytest.mark.integration
@@ -27,22 +23,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def worker(settings: Settings, redis_client: Redis) -> AsyncIterator[ConsumerMetrics]:
-    metrics = ConsumerMetrics(CollectorRegistry())
-    group = settings.consumer.group_id
-    instance = Worker(
-        kafka.consumer(settings.kafka, settings.topics.raw, group_id=group),
-        kafka.producer(settings.kafka, transactional_id=f"{group}-test"),
-        Handler(settings.topics, ClaimStore(redis_client, settings.redis.key_prefix, 3600)),
-        metrics,
-        group_id=group,
-        batch_max_records=100,
-        poll_timeout_ms=100,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(instance.run(stop))
-    yield metrics
-    stop.set()
-    await asyncio.wait_for(task, 30)
+    async with running_worker(settings, redis_client) as metrics:
+        yield metrics
 
 
 async def test_signed_webhook_lands_on_raw_under_the_payment_key(
@@ -81,7 +63,8 @@ async def test_webhook_posted_three_times_yields_one_canonical_event(
     assert value["type"] == "payment.captured"
     assert value["amount"] == 1999
     assert value["currency"] == "EUR"
-    assert worker.records.labels("emitted")._value.get() == 1
+    # a capture with no authorization seen yet waits (parked) for its predecessor
+    assert worker.records.labels("parked")._value.get() == 1
     assert worker.records.labels("duplicate")._value.get() == 2
 
 
