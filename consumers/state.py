@@ -170,9 +170,14 @@ def _step(snap: Snapshot, event: PaymentEvent) -> _Step:  # noqa: PLR0911, PLR09
     if kind in ("payment.capture_failed", "payment.refund_failed"):
         return _Step("noted")
     if kind == "payment.authorized":
-        if state is not None:
+        if state is None:
+            return _Step("applied", AUTHORIZED, replace(totals, authorized=event.amount or 0))
+        # a later authorization with a higher amount is an increase (Adyen adjustment, Checkout
+        # increment): the authorized total rises as a maximum, the state stays
+        raised = _amount(totals.authorized, event, seen_op)
+        if state in TERMINAL or raised <= totals.authorized:
             return _Step("stale", reason=f"already {state}")
-        return _Step("applied", AUTHORIZED, replace(totals, authorized=event.amount or 0))
+        return _Step("applied", state, replace(totals, authorized=raised), operation)
     if kind == "payment.authorization_failed":
         return _Step("applied", FAILED) if state is None else _Step("stale", reason=state)
     if kind == "payment.canceled":
@@ -257,18 +262,18 @@ def apply(snap: Snapshot, event: PaymentEvent, now: datetime, source: str | None
 def expire(snap: Snapshot, now: datetime, window: timedelta) -> Decision:
     """Handle parked events older than ``window``: apply them with inferred steps, or kill them.
 
-    Oldest first; each one that applies may release younger parked events too.
+    While any parked event is due, the parked event that comes first in a payment's life goes
+    first (a capture before a refund, due or not), so a due refund never infers a capture that a
+    real capture, parked beside it, would have told exactly. Each one that applies may release
+    the others.
     """
     at = timefmt.to_wire(now)
     outcomes: list[Outcome] = []
     transitions: list[Transition] = []
-    while True:
-        due = [p for p in snap.parked if timefmt.parse(p.parked_at) + window <= now]
-        if not due:
-            break
-        oldest = due[0]
-        snap = replace(snap, parked=tuple(p for p in snap.parked if p is not oldest))
-        snap, outcome, steps = _infer_and_apply(snap, oldest, at)
+    while any(timefmt.parse(p.parked_at) + window <= now for p in snap.parked):
+        first = min(snap.parked, key=lambda p: _LIFE_ORDER.get(p.event.type, len(_LIFE_ORDER)))
+        snap = replace(snap, parked=tuple(p for p in snap.parked if p is not first))
+        snap, outcome, steps = _infer_and_apply(snap, first, at)
         outcomes.append(outcome)
         transitions.extend(steps)
         snap, released, more = _release(snap, at)
@@ -336,6 +341,12 @@ def _release(snap: Snapshot, at: str) -> tuple[Snapshot, list[Outcome], list[Tra
     return snap, outcomes, transitions
 
 
+#: where each event type comes in a payment's life (for expiring parked events in that order)
+_LIFE_ORDER = {
+    "payment.authorized": 0, "payment.captured": 1, "payment.canceled": 1,
+    "payment.refunded": 2, "dispute.opened": 3, "dispute.won": 4, "dispute.lost": 4,
+}
+
 #: the predecessor each early event proves, as the event that would have reported it
 _PROVES: dict[str, tuple[str, ...]] = {
     "payment.captured": ("payment.authorized",),
@@ -363,6 +374,8 @@ def _infer_and_apply(snap: Snapshot, parked: Parked, at: str
         proved = _amount(snap.totals.refunded, event, f"{event.type}:{event.operation_id}"
                          in snap.operations)
     for implied_type in _PROVES.get(event.type, ()):
+        if implied_type == "payment.authorized" and candidate.state is not None:
+            continue  # an authorization is there; inference never raises its amount
         implied = replace(event, type=implied_type, operation_id=None, amount=proved,
                           amount_scope=None if proved is None else "total")
         step = _step(candidate, implied)

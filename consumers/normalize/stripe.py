@@ -1,70 +1,135 @@
-"""Stripe events to canonical payment events (amounts are already integer minor units)."""
+"""Stripe events to canonical payment events: a PaymentIntent's running totals, per-dispute amounts.
+
+The payment is the PaymentIntent (``data.object.id`` on ``payment_intent.*``, else
+``data.object.payment_intent``): the envelope's ``payment_ref``, so ``payment_id`` always equals
+the record key. Amounts are integer minor units already; currencies are lower case at Stripe and
+upper-cased here. Event time is the event's ``created`` (unix seconds).
+
+=====================================  =============================  ==========================
+type                                   canonical type                 amount, scope, operation
+=====================================  =============================  ==========================
+payment_intent.amount_capturable       payment.authorized             amount_capturable, total
+_updated
+payment_intent.succeeded               payment.captured               amount_received, total
+charge.captured                        payment.captured               amount_captured, total
+charge.refunded                        payment.refunded               amount_refunded, total
+refund.failed; refund.updated and      payment.refund_failed          -, -, refund id
+charge.refund.updated with status
+failed
+payment_intent.canceled,               payment.canceled               -
+charge.expired
+payment_intent.payment_failed,         payment.authorization_failed   -
+charge.failed
+charge.dispute.created                 dispute.opened                 amount, operation, dispute id
+charge.dispute.closed                  won / warning_closed ->        amount, operation, dispute id
+                                       dispute.won; lost ->
+                                       dispute.lost; else None
+anything else (refund.created,         None
+refund.updated, charge.succeeded, ...)
+=====================================  =============================  ==========================
+
+Decisions:
+
+- **One source for refund amounts: ``charge.refunded``**, whose ``amount_refunded`` is the
+  charge's running total (scope "total", applied as a maximum, so duplicates and reordering are
+  harmless). ``refund.created`` / ``refund.updated`` / ``charge.refund.updated`` describe the same
+  refunds one by one; counting them too would count every refund twice, so they map to nothing,
+  except a refund whose ``status`` is ``failed``, which becomes a payment.refund_failed with the
+  refund id and no amount. (A maximum never goes down: when a refund fails after
+  ``charge.refunded`` counted it, the state machine must decide what the refund_failed means.)
+- ``payment_intent.succeeded`` is the capture for manual and automatic capture alike. With
+  automatic capture no ``amount_capturable_updated`` comes first: the event proves both the
+  authorisation and the capture of ``amount_received``.
+- ``charge.dispute.created`` also fires for inquiries (``warning_needs_response``): they open a
+  dispute too, and ``warning_closed`` (the inquiry closed without a chargeback) is dispute.won.
+  ``prevented`` (stopped before filing, e.g. Visa RDR) and the appeal states map to nothing.
+- ``payment_intent.payment_failed`` is one failed attempt: the PaymentIntent stays usable and can
+  still succeed with another payment method, so "failed" is not final for Stripe.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from consumers.errors import NormalizeError
-from schemas import timefmt
+from schemas import money, timefmt
 from schemas.envelope import Envelope, EnvelopeError
 from schemas.event import PaymentEvent
 
-# Stripe event type -> (canonical type, field of data.object holding the amount)
-_MAPPING: dict[str, tuple[str, str | None]] = {
+PROVIDER = "stripe"
+#: the largest amount a record carries: a signed 64-bit integer, what every consumer can hold
+MAX_MINOR: Final = 2**63 - 1
+
+#: Stripe type -> (canonical type, data.object field holding the running total, or None)
+_TOTALS: Final[dict[str, tuple[str, str | None]]] = {
     "payment_intent.amount_capturable_updated": ("payment.authorized", "amount_capturable"),
     "payment_intent.succeeded": ("payment.captured", "amount_received"),
     "charge.captured": ("payment.captured", "amount_captured"),
-    "charge.refunded": ("payment.refunded", "amount_refunded"),  # a running total
+    "charge.refunded": ("payment.refunded", "amount_refunded"),  # the one refund amount source
     "payment_intent.canceled": ("payment.canceled", None),
     "charge.expired": ("payment.canceled", None),
     "payment_intent.payment_failed": ("payment.authorization_failed", None),
     "charge.failed": ("payment.authorization_failed", None),
-    "charge.dispute.created": ("dispute.opened", "amount"),
+}
+_REFUND_FAILED: Final = frozenset({"refund.failed", "refund.updated", "charge.refund.updated"})
+_DISPUTES: Final = frozenset({"charge.dispute.created", "charge.dispute.closed"})
+_DISPUTE_OUTCOMES: Final[dict[str, str]] = {
+    "won": "dispute.won", "warning_closed": "dispute.won", "lost": "dispute.lost",
 }
 
 
 def normalize(envelope: Envelope) -> PaymentEvent | None:
+    kind = envelope.event_type
+    if kind not in _TOTALS and kind not in _REFUND_FAILED and kind not in _DISPUTES:
+        return None
+    if envelope.provider != PROVIDER:
+        raise NormalizeError(f"a {envelope.provider!r} envelope reached the {PROVIDER} normaliser")
+    event = _object(envelope)
+    obj = _data_object(event)
+    canonical = _canonical_type(kind, obj)
+    if canonical is None:
+        return None
+    if not envelope.payment_ref:
+        raise NormalizeError(f"{kind} names no PaymentIntent")
+    amount: int | None = None
+    scope: str | None = None
+    operation_id: str | None = None
+    if kind in _TOTALS:
+        field = _TOTALS[kind][1]
+        if field is not None:
+            amount, scope = _minor(obj, field), "total"
+    elif canonical == "payment.refund_failed":
+        operation_id = _text(obj, "id")
+    else:  # disputes: this dispute's amount, counted once per dispute id
+        amount, scope, operation_id = _minor(obj, "amount"), "operation", _text(obj, "id")
+    currency = _currency(obj, required=amount is not None)
+    return _event(envelope, canonical=canonical, operation_id=operation_id, amount=amount,
+                  amount_scope=scope, currency=currency, occurred_at=_occurred_at(event))
+
+
+def _canonical_type(kind: str, obj: dict[str, Any]) -> str | None:
+    if kind in _TOTALS:
+        return _TOTALS[kind][0]
+    if kind in _REFUND_FAILED:
+        failed = kind == "refund.failed" or obj.get("status") == "failed"
+        return "payment.refund_failed" if failed else None
+    if kind == "charge.dispute.created":
+        return "dispute.opened"
+    status = obj.get("status")  # charge.dispute.closed
+    return _DISPUTE_OUTCOMES.get(status) if isinstance(status, str) else None
+
+
+def _object(envelope: Envelope) -> dict[str, Any]:
     try:
         event = envelope.payload_json()
     except EnvelopeError as exc:
         raise NormalizeError(str(exc)) from None
-    obj = _data_object(event)
-    kind = _canonical_type(envelope.event_type, obj)
-    if kind is None:
-        return None
-    canonical, amount_field = kind
-    if envelope.payment_ref is None:
-        raise NormalizeError(f"{envelope.event_type} names no PaymentIntent")
-    created = event.get("created")
-    if not isinstance(created, int):
-        raise NormalizeError("event lacks an integer 'created' time")
-    amount = obj.get(amount_field) if amount_field else None
-    if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
-        raise NormalizeError(f"data.object.{amount_field} is not an integer")
-    currency = obj.get("currency")
-    if currency is not None and not isinstance(currency, str):
-        raise NormalizeError("data.object.currency is not a string")
-    return PaymentEvent(
-        event_id=f"stripe:{envelope.event_id}",
-        provider="stripe",
-        endpoint=envelope.endpoint,
-        provider_event_id=envelope.event_id,
-        provider_event_type=envelope.event_type,
-        type=canonical,
-        payment_id=f"stripe:{envelope.payment_ref}",
-        operation_id=None,
-        amount=amount,
-        amount_scope=None if amount is None else "total",  # Stripe sends running totals
-        currency=currency.upper() if currency else None,
-        occurred_at=timefmt.from_unix(created),
-        received_at=envelope.received_at,
-        delivery_id=envelope.delivery_id,
-    )
-
-
-def _data_object(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise NormalizeError("payload is not a JSON object")
+    return event
+
+
+def _data_object(event: dict[str, Any]) -> dict[str, Any]:
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
@@ -72,12 +137,62 @@ def _data_object(event: Any) -> dict[str, Any]:
     return obj
 
 
-def _canonical_type(event_type: str, obj: dict[str, Any]) -> tuple[str, str | None] | None:
-    if event_type == "charge.dispute.closed":
-        status = obj.get("status")
-        if status == "won":
-            return ("dispute.won", "amount")
-        if status == "lost":
-            return ("dispute.lost", "amount")
+def _text(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise NormalizeError(f"data.object lacks a string {name!r}")
+    return value
+
+
+def _minor(obj: dict[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise NormalizeError(f"data.object.{name} is not an integer of minor units")
+    if not 0 <= value <= MAX_MINOR:
+        raise NormalizeError(f"data.object.{name} is negative or beyond a signed 64-bit integer")
+    return value
+
+
+def _currency(obj: dict[str, Any], *, required: bool) -> str | None:
+    value = obj.get("currency")
+    if value is None and not required:
         return None
-    return _MAPPING.get(event_type)
+    if not isinstance(value, str):
+        raise NormalizeError("data.object lacks a string 'currency'")
+    try:
+        return money.normalize_currency(value)
+    except money.MoneyError as exc:
+        raise NormalizeError(str(exc)) from None
+
+
+def _occurred_at(event: dict[str, Any]) -> str:
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise NormalizeError("event lacks an integer 'created' time")
+    try:
+        return timefmt.from_unix(created)
+    except (ValueError, OverflowError, OSError):
+        raise NormalizeError(f"created {created} is not a representable time") from None
+
+
+def _event(envelope: Envelope, *, canonical: str, operation_id: str | None, amount: int | None,
+           amount_scope: str | None, currency: str | None, occurred_at: str) -> PaymentEvent:
+    try:
+        return PaymentEvent(
+            event_id=f"{PROVIDER}:{envelope.event_id}",
+            provider=PROVIDER,
+            endpoint=envelope.endpoint,
+            provider_event_id=envelope.event_id,
+            provider_event_type=envelope.event_type,
+            type=canonical,
+            payment_id=f"{PROVIDER}:{envelope.payment_ref}",
+            operation_id=operation_id,
+            amount=amount,
+            amount_scope=amount_scope,
+            currency=currency,
+            occurred_at=occurred_at,
+            received_at=envelope.received_at,
+            delivery_id=envelope.delivery_id,
+        )
+    except (ValueError, TypeError) as exc:
+        raise NormalizeError(str(exc)) from None

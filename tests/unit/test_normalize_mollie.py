@@ -351,22 +351,11 @@ async def test_simulated_lifecycles_normalise_end_to_end_and_settle_in_the_state
         random.Random(seed).shuffle(shuffled)
         again, outcomes = settle(shuffled)
         assert "dead" not in outcomes
-        if not refund_before_an_inferred_authorisation(shuffled):  # see the xfail test below
-            assert (again.state, again.totals) == (snap.state, snap.totals)
+        assert (again.state, again.totals) == (snap.state, snap.totals)
     assert seen_types == {"payment.authorized", "payment.captured", "payment.refunded",
                           "payment.authorization_failed"}
 
 
-def refund_before_an_inferred_authorisation(events: list[PaymentEvent]) -> bool:
-    types = [e.type for e in events]
-    return ("payment.authorized" not in types and "payment.refunded" in types
-            and types.index("payment.refunded") < types.index("payment.captured"))
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "consumers/state.py expire() applies the oldest parked event first: a refund parked before "
-    "the payment.paid that would capture infers a capture of only the refunded amount and "
-    "settles 'refunded' (terminal); the parked capture then is stale"))
 def test_an_ideal_half_refund_delivered_before_its_paid_event_settles_partially_refunded(
         ) -> None:
     paid = normalize(envelope(event_body("payment.paid", payment("paid", method="ideal"))))

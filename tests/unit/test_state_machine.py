@@ -293,3 +293,26 @@ def test_snapshots_forget_old_event_ids_beyond_the_limit_but_stay_idempotent() -
     assert first.event_id not in snap.seen
     again = run(replace(first), snap=snap)
     assert again.outcomes[0].name == "stale"  # forgotten id, but its effect is already included
+
+
+def test_at_expiry_a_parked_capture_goes_before_the_parked_refund_it_precedes() -> None:
+    # no authorization ever comes (iDEAL, automatic capture): refund parked first, capture later
+    refund = ev("payment.refunded", 500, "r1")
+    capture = ev("payment.captured", 1000)
+    snap = run(refund).snapshot
+    snap = sm.replay(snap, [capture], NOW + timedelta(minutes=10)).snapshot
+    decision = sm.expire(snap, NOW + WINDOW, WINDOW)  # only the refund is due
+    assert [(t.to_state, t.inferred) for t in decision.transitions] == [
+        ("authorized", True), ("captured", False), ("partially_refunded", False)]
+    assert decision.snapshot.totals == sm.Totals(authorized=1000, captured=1000, refunded=500)
+
+
+def test_a_higher_authorization_later_raises_the_authorized_total_in_place() -> None:
+    decision = run(ev("payment.authorized", 1000), ev("payment.captured", 800, "c1"),
+                   ev("payment.authorized", 1500), ev("payment.captured", 600, "c2"),
+                   ev("payment.authorized", 1200))
+    assert [o.name for o in decision.outcomes] == ["applied", "applied", "applied", "applied",
+                                                   "stale"]
+    assert [(t.from_state, t.to_state) for t in decision.transitions][2] == ("captured", "captured")
+    assert decision.snapshot.totals.authorized == 1500
+    assert decision.snapshot.totals.captured == 1400
