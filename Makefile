@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .stack
 
-.PHONY: install run test lint unit stack-up stack-down stack-status clean
+.PHONY: install run test lint unit bench stack-up stack-down stack-status clean
 
 # A virtualenv with the package (editable) and its test tools, pinned by constraints.txt.
 # Re-installed whenever pyproject.toml or constraints.txt change.
@@ -35,6 +35,11 @@ lint: install
 
 unit: install
 	$(PY) -m pytest tests/unit tests/http
+
+## bench: R0 / R2 / P0 receiver benchmark on a private Kafka; rewrites its section of BENCHMARKS.md
+bench: install
+	$(PY) -m payhooks.stack prepare
+	$(PY) -m bench.receiver --write-benchmarks
 
 stack-up: install
 	$(PY) -m payhooks.stack up --state-dir $(STATE_DIR)
