@@ -13,8 +13,13 @@ def to_wire(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_YEAR_10000 = 253_402_300_800  # 10000-01-01T00:00:00Z as unix seconds
+
+
 def from_unix(seconds: float) -> str:
     """``to_wire`` of a unix time, without building a datetime (it runs once per request)."""
+    if not 0 <= seconds < _YEAR_10000:
+        raise ValueError(f"unix time {seconds!r} is outside 1970-01-01 .. 9999-12-31")
     whole = int(seconds)
     millis = int((seconds - whole) * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
