@@ -60,8 +60,10 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process batches until ``stop`` is set, then shut down in order."""
+        session = self._settings.consumer.session_timeout_ms
         consumer = kafka.consumer(self._settings.kafka, group_id=self._group,
-                                  max_poll_interval_ms=300_000)
+                                  max_poll_interval_ms=300_000, session_timeout_ms=session,
+                                  heartbeat_interval_ms=max(100, session // 3))
         self._consumer = consumer
         await consumer.start()
         consumer.subscribe([self._topic], listener=_Listener(self))

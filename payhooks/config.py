@@ -121,6 +121,7 @@ class ConsumerSettings:
     poll_timeout_ms: int = 500
     dedupe_ttl_seconds: int = 35 * 24 * 3600  # longer than the longest PSP retry window (30 d)
     parking_window_seconds: int = 15 * 60
+    session_timeout_ms: int = 10_000  # how soon a dead worker's partitions move to the others
 
 
 @dataclass(frozen=True, slots=True)
