@@ -79,11 +79,13 @@ class Handler:
             return StoredDecision((), ("unmapped",))
         snap, rev = await self._store.load(event.payment_id)
         decision = machine.apply(snap, event, self._clock(), source.to_json())
+        _log_decision(decision, event.payment_id)
         return await self._store_decision(decision, snap, rev, source, key, event)
 
     async def _expire(self, tick: Tick, source: SourceRecord, key: str) -> StoredDecision:
         snap, rev = await self._store.load(tick.payment_id)
         decision = machine.expire(snap, self._clock(), self._window)
+        _log_decision(decision, tick.payment_id)
         return await self._store_decision(decision, snap, rev, source, key, None)
 
     async def _store_decision(self, decision: machine.Decision, before: machine.Snapshot,
@@ -102,6 +104,16 @@ class Handler:
             expected_rev=rev,
             parked_since=oldest.timestamp() if oldest else None,
         )
+
+
+def _log_decision(decision: machine.Decision, payment_id: str) -> None:
+    for outcome in decision.outcomes:
+        if outcome.name == "dead":
+            log.warning("event_dead_lettered", payment_id=payment_id,
+                        event_id=outcome.event.event_id, reason=outcome.reason)
+        else:
+            log.debug("event_decided", payment_id=payment_id, event_id=outcome.event.event_id,
+                      outcome=outcome.name, reason=outcome.reason)
 
 
 def _tick(value: bytes) -> Tick | None:

@@ -31,6 +31,7 @@ from consumers.store import Conflict, PaymentStore
 from payhooks import kafka
 from payhooks.config import Settings
 from payhooks.metrics import ConsumerMetrics
+from schemas import wire
 
 log = structlog.get_logger("payhooks.consumers")
 
@@ -162,6 +163,7 @@ class Worker:
         started = time.perf_counter()
         async with producer.transaction():
             for record in records:
+                _bind_record_context(record)
                 decision = await self._handler.handle(record)
                 failpoints.reached("after_redis")
                 for name in ("redelivered",) if decision.redelivered else decision.outcomes:
@@ -233,6 +235,17 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         # producers start on first use (fencing the previous owner then), so an unavailable
         # transaction coordinator here does not lose the assignment
         log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+def _bind_record_context(record: ConsumerRecord) -> None:
+    """Delivery id, trace context and source coordinates on every log line about this record."""
+    headers = dict(record.headers or ())
+    structlog.contextvars.bind_contextvars(
+        delivery_id=headers.get(wire.HEADER_DELIVERY_ID, b"").decode("utf-8", "replace") or None,
+        traceparent=headers.get(wire.HEADER_TRACEPARENT, b"").decode("ascii", "replace") or None,
+        partition=record.partition,
+        offset=record.offset,
+    )
 
 
 def _cause(error: BaseException) -> str:
