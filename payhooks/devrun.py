@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import orjson
@@ -97,9 +97,10 @@ async def _send_demo(settings: Settings, url: str) -> None:
 
 
 async def _events_from_now(settings: Settings) -> AIOKafkaConsumer:
-    """A consumer positioned at the current end of payments.events: shows this run's events only."""
-    consumer = kafka.consumer(settings.kafka, settings.topics.events, group_id=None,
-                              auto_offset_reset="latest")
+    """A consumer at the current end of payments.events and payments.transitions (this run's
+    records only)."""
+    consumer = kafka.consumer(settings.kafka, settings.topics.events, settings.topics.transitions,
+                              group_id=None, auto_offset_reset="latest")
     await consumer.start()
     while not consumer.assignment():  # without a group, every partition is ours once known
         await consumer.getmany(timeout_ms=100)
@@ -114,11 +115,22 @@ async def _show_events(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
             batch = await consumer.getmany(timeout_ms=300)
             for records in batch.values():
                 for record in records:
-                    event = orjson.loads(record.value)
-                    say(f"  payments.events  {event['payment_id']:<34} {event['type']:<22} "
-                        f"{_money(event['amount'], event['currency'])}")
+                    say(_describe(orjson.loads(record.value)))
     finally:
         await consumer.stop()
+
+
+def _describe(value: dict[str, Any]) -> str:
+    """One line for a person: a canonical event, or a state transition with its version."""
+    if "to_state" in value:
+        totals = value["totals"]
+        money = ", ".join(f"{k} {v}" for k, v in totals.items() if v)
+        inferred = " (inferred)" if value["inferred"] else ""
+        return (f"    -> transition  {value['payment_id']:<34} v{value['version']} "
+                f"{value['from_state'] or '(new)'} -> {value['to_state']}{inferred}"
+                f"{'  [' + money + ' ' + value['currency'] + ']' if money else ''}")
+    return (f"  event           {value['payment_id']:<34} {value['type']:<22} "
+            f"{_money(value['amount'], value['currency'])}")
 
 
 async def _demo(settings: Settings, url: str) -> None:
@@ -129,7 +141,8 @@ async def _demo(settings: Settings, url: str) -> None:
     viewer = asyncio.create_task(_show_events(await _events_from_now(settings), stop))
     await _send_demo(settings, url)
     say()
-    say("Canonical events on payments.events (one per provider event; duplicates dropped):")
+    say("What the worker wrote: canonical events (payments.events, once each, duplicates "
+        "dropped) and state transitions (payments.transitions, gapless versions):")
     await asyncio.sleep(3)
     say()
     say("Running. Send more traffic from another terminal, e.g.")
