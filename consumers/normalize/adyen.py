@@ -54,17 +54,15 @@ docs.adyen.com "Cancel or refund", "Currency codes", "CAPTURE_FAILED and REFUND_
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final
 
 from consumers.errors import NormalizeError
-from schemas import money, timefmt
-from schemas.envelope import Envelope, EnvelopeError
+from consumers.normalize import fields
+from schemas import money
+from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 
 PROVIDER = "adyen"
-#: the largest amount a record carries: a signed 64-bit integer, what every consumer can hold
-MAX_MINOR: Final = 2**63 - 1
 
 #: minor-unit exponents where Adyen differs from ISO 4217 (docs.adyen.com currency codes)
 ADYEN_EXPONENTS: Final[dict[str, int]] = {"CLP": 2, "ISK": 2, "CVE": 0, "IDR": 0}
@@ -108,25 +106,25 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     code = envelope.event_type
     if code not in _BY_SUCCESS and code != _CANCEL_OR_REFUND:
         return None
-    if envelope.provider != PROVIDER:
-        raise NormalizeError(f"a {envelope.provider!r} envelope reached the {PROVIDER} normaliser")
-    item = _item(envelope)
+    fields.expect_provider(envelope, PROVIDER)
+    item = fields.json_object(envelope, "NotificationRequestItem payload")
     canonical = _canonical_type(code, _success(item), item)
     if canonical is None:
         return None
     if not envelope.payment_ref:
         raise NormalizeError(f"{code} item names no payment (no pspReference)")
-    psp_reference = _text(item, "pspReference")
+    psp_reference = fields.text(item, "pspReference", "item")
     scope = _SCOPES.get(canonical)
     amount, currency = _amount(item, required=scope is not None)
-    return _event(
+    return fields.payment_event(
         envelope,
+        PROVIDER,
         canonical=canonical,
         operation_id=psp_reference if canonical in _OPERATIONS else None,
         amount=amount if scope is not None else None,
         amount_scope=scope,
         currency=currency,
-        occurred_at=_occurred_at(item),
+        occurred_at=fields.iso_time(item, "eventDate", "item"),
     )
 
 
@@ -146,16 +144,6 @@ def _canonical_type(code: str, success: bool, item: dict[str, Any]) -> str | Non
                          "(cancel or refund): cannot tell which one Adyen did")
 
 
-def _item(envelope: Envelope) -> dict[str, Any]:
-    try:
-        item = envelope.payload_json()
-    except EnvelopeError as exc:
-        raise NormalizeError(str(exc)) from None
-    if not isinstance(item, dict):
-        raise NormalizeError("payload is not a NotificationRequestItem object")
-    return item
-
-
 def _success(item: dict[str, Any]) -> bool:
     value = item.get("success")
     if value in ("true", True):
@@ -165,33 +153,16 @@ def _success(item: dict[str, Any]) -> bool:
     raise NormalizeError("item 'success' is neither \"true\" nor \"false\"")
 
 
-def _text(item: dict[str, Any], name: str) -> str:
-    value = item.get(name)
-    if not isinstance(value, str) or not value:
-        raise NormalizeError(f"item lacks a string {name!r}")
-    return value
-
-
 def _amount(item: dict[str, Any], *, required: bool) -> tuple[int | None, str | None]:
     """``amount`` in ISO 4217 minor units and its currency; (None, None) when absent and not
     ``required``."""
-    amount = item.get("amount")
-    if amount is None and not required:
+    if item.get("amount") is None and not required:
         return None, None
-    if not isinstance(amount, dict):
-        raise NormalizeError("item lacks an 'amount' object")
-    value, currency = amount.get("value"), amount.get("currency")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise NormalizeError("amount.value is not an integer of minor units")
-    if value < 0:
-        raise NormalizeError("amount.value is negative")
-    if not isinstance(currency, str):
-        raise NormalizeError("amount.currency is not a string")
-    try:
-        code = money.normalize_currency(currency)
-        shift = ADYEN_EXPONENTS.get(code, money.exponent(code)) - money.exponent(code)
-    except money.MoneyError as exc:
-        raise NormalizeError(str(exc)) from None
+    amount = fields.dig(item, "amount", where="item")
+    # Adyen's minor units: bounded only after shifting them to ISO 4217's, below
+    value = fields.minor(amount, "value", "amount", at_most=None)
+    code = fields.currency(amount, "currency", "amount")
+    shift = ADYEN_EXPONENTS.get(code, money.exponent(code)) - money.exponent(code)
     if shift < 0:
         minor = value * 10**-shift
     else:
@@ -199,45 +170,6 @@ def _amount(item: dict[str, Any], *, required: bool) -> tuple[int | None, str | 
         if rest:
             raise NormalizeError(f"amount {value} (Adyen minor units) is not whole {code} "
                                  "minor units")
-    if minor > MAX_MINOR:
+    if minor > fields.MAX_MINOR:
         raise NormalizeError("amount exceeds a signed 64-bit integer of minor units")
     return minor, code
-
-
-def _occurred_at(item: dict[str, Any]) -> str:
-    text = item.get("eventDate")
-    if not isinstance(text, str):
-        raise NormalizeError("item lacks a string 'eventDate'")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise NormalizeError(f"eventDate {text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise NormalizeError(f"eventDate {text!r} has no UTC offset")
-    try:
-        return timefmt.to_wire(moment)
-    except OverflowError:
-        raise NormalizeError(f"eventDate {text!r} is out of range") from None
-
-
-def _event(envelope: Envelope, *, canonical: str, operation_id: str | None, amount: int | None,
-           amount_scope: str | None, currency: str | None, occurred_at: str) -> PaymentEvent:
-    try:
-        return PaymentEvent(
-            event_id=f"{PROVIDER}:{envelope.event_id}",
-            provider=PROVIDER,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=envelope.event_type,
-            type=canonical,
-            payment_id=f"{PROVIDER}:{envelope.payment_ref}",
-            operation_id=operation_id,
-            amount=amount,
-            amount_scope=amount_scope,
-            currency=currency,
-            occurred_at=occurred_at,
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:
-        raise NormalizeError(str(exc)) from None

@@ -72,14 +72,13 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import NamedTuple
 
 from consumers.errors import NormalizeError
+from consumers.normalize import fields
+from consumers.normalize.fields import Mapped
 from ingest.schemes.braintree import UnreadableNotification, parse_xml, read_notification
-from schemas import timefmt
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
-from schemas.money import MoneyError, normalize_currency, to_minor
 
 PROVIDER = "braintree"
 
@@ -101,14 +100,6 @@ _TRANSACTION_KINDS = frozenset({
     "transaction_settled", "transaction_settlement_declined", "refund_failed"})
 #: a plain decimal amount in major units, as Braintree writes them ("25.00")
 _DECIMAL = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,4})?")
-
-
-class _Mapped(NamedTuple):
-    type: str
-    amount: int | None = None
-    currency: str | None = None
-    scope: str | None = None
-    operation_id: str | None = None
 
 
 def normalize(envelope: Envelope) -> PaymentEvent | None:
@@ -134,30 +125,14 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
         return None
     if envelope.payment_ref is None:
         raise NormalizeError(f"Braintree {kind} names no transaction")
-    if not (envelope.payment_ref.isprintable() and envelope.event_id.isprintable()):
-        raise NormalizeError("Braintree event or payment id is not printable text")
-    try:
-        return PaymentEvent(
-            event_id=f"{PROVIDER}:{envelope.event_id}",
-            provider=PROVIDER,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=kind,
-            type=mapped.type,
-            payment_id=f"{PROVIDER}:{envelope.payment_ref}",
-            operation_id=mapped.operation_id,
-            amount=mapped.amount,
-            amount_scope=mapped.scope,
-            currency=mapped.currency,
-            occurred_at=_timestamp(notification.timestamp),
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:  # a canonical value refused Braintree's data
-        raise NormalizeError(str(exc)) from None
+    fields.printable_ids(envelope, "Braintree")
+    return fields.payment_event(
+        envelope, PROVIDER, canonical=mapped.type, operation_id=mapped.operation_id,
+        amount=mapped.amount, amount_scope=mapped.scope, currency=mapped.currency,
+        occurred_at=fields.wire_time(notification.timestamp, "Braintree timestamp"))
 
 
-def _transaction(kind: str, transaction: ET.Element) -> _Mapped | None:
+def _transaction(kind: str, transaction: ET.Element) -> Mapped | None:
     if transaction.tag != "transaction":
         raise NormalizeError(f"Braintree {kind} is not about a transaction")
     transaction_id = _required_text(transaction, "id", "transaction")
@@ -166,19 +141,19 @@ def _transaction(kind: str, transaction: ET.Element) -> _Mapped | None:
     if kind == "refund_failed" or (kind == "transaction_settlement_declined" and is_credit):
         if refunded_sale is None:
             return None  # the failed refund names no sale: there is no payment to note it on
-        return _Mapped("payment.refund_failed", operation_id=transaction_id)
+        return Mapped("payment.refund_failed", operation_id=transaction_id)
     if kind == "transaction_settlement_declined":
-        return _Mapped("payment.capture_failed")
+        return Mapped("payment.capture_failed")
     if is_credit or refunded_sale is not None:
         if refunded_sale is None:
             return None  # a detached credit refunds no sale
         amount, currency = _money(transaction, "transaction")
-        return _Mapped("payment.refunded", amount, currency, "operation", transaction_id)
+        return Mapped("payment.refunded", amount, currency, "operation", transaction_id)
     amount, currency = _money(transaction, "transaction")
-    return _Mapped("payment.captured", amount, currency, "total")
+    return Mapped("payment.captured", amount, currency, "total")
 
 
-def _dispute(kind: str, dispute: ET.Element) -> _Mapped | None:
+def _dispute(kind: str, dispute: ET.Element) -> Mapped | None:
     if dispute.tag != "dispute":
         raise NormalizeError(f"Braintree {kind} is not about a dispute")
     if _text(dispute, "kind") == "retrieval":
@@ -186,18 +161,18 @@ def _dispute(kind: str, dispute: ET.Element) -> _Mapped | None:
     dispute_id = _required_text(dispute, "id", "dispute")
     field = "amount-disputed" if _text(dispute, "amount-disputed") is not None else "amount"
     amount, currency = _money(dispute, "dispute", field)
-    return _Mapped(_DISPUTE_KINDS[kind], amount, currency, "operation", dispute_id)
+    return Mapped(_DISPUTE_KINDS[kind], amount, currency, "operation", dispute_id)
 
 
-def _local_payment(kind: str, local_payment: ET.Element) -> _Mapped | None:
+def _local_payment(kind: str, local_payment: ET.Element) -> Mapped | None:
     transaction = local_payment.find("transaction")
     if transaction is None:
         return None  # nothing to attach it to
     canonical = _LOCAL_PAYMENT_KINDS[kind]
     if _text(transaction, "amount") is None or _text(transaction, "currency-iso-code") is None:
-        return _Mapped(canonical)
+        return Mapped(canonical)
     amount, currency = _money(transaction, "transaction")
-    return _Mapped(canonical, amount, currency, "total")
+    return Mapped(canonical, amount, currency, "total")
 
 
 def _subject(root: ET.Element) -> ET.Element:
@@ -232,19 +207,6 @@ def _money(element: ET.Element, what: str, field: str = "amount") -> tuple[int, 
         raise NormalizeError(f"Braintree {what} has an amount but no currency-iso-code")
     if not _DECIMAL.fullmatch(text):
         raise NormalizeError(f"Braintree {what} {field} is not a plain decimal amount")
-    try:
-        currency = normalize_currency(code)
-    except MoneyError:
-        raise NormalizeError(f"Braintree {what} currency-iso-code is not ISO 4217") from None
-    try:
-        return to_minor(text, currency), currency
-    except MoneyError:
-        raise NormalizeError(
-            f"Braintree {what} {field} has more decimals than {currency} allows") from None
-
-
-def _timestamp(text: str) -> str:
-    try:
-        return timefmt.to_wire(timefmt.parse(text))
-    except (ValueError, OverflowError):
-        raise NormalizeError("Braintree timestamp is not an ISO 8601 time with a zone") from None
+    currency = fields.currency_code(code, f"Braintree {what} currency-iso-code")
+    # no upper bound on Braintree amounts, as before the readers were shared
+    return fields.decimal_minor(text, currency, f"Braintree {what} {field}", at_most=None), currency

@@ -40,8 +40,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumers.errors import NormalizeError
-from schemas import money, timefmt
-from schemas.envelope import Envelope, EnvelopeError
+from consumers.normalize import fields
+from schemas import timefmt
+from schemas.envelope import Envelope
 from schemas.event import EVENT_TYPES, PaymentEvent
 
 #: where the time of an event is looked for, in order: (container, field)
@@ -53,48 +54,25 @@ def normalize(envelope: Envelope, provider: str) -> PaymentEvent | None:
     """The canonical event of a ``provider`` envelope that follows the convention, else None."""
     if envelope.event_type not in EVENT_TYPES:
         return None
-    if envelope.provider != provider:
-        raise NormalizeError(f"a {envelope.provider!r} envelope reached the {provider} normaliser")
-    doc = _document(envelope)
+    fields.expect_provider(envelope, provider)
+    doc = fields.json_object(envelope)
     data = doc.get("data")
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise NormalizeError("data is not a JSON object")
-    amount = _amount(data.get("amount"))
-    currency = _currency(data.get("currency"))
+    amount = None
+    if data.get("amount") is not None:  # no upper bound, as before the readers were shared
+        amount = fields.minor(data, "amount", "data", at_most=None)
+    currency = fields.optional_currency(data, "currency", "data")
     if amount is not None and currency is None:
         raise NormalizeError("data.amount has no data.currency")
     operation_id = _identifier(data, "operation_id")
-    try:
-        return PaymentEvent(
-            event_id=f"{provider}:{envelope.event_id}",
-            provider=provider,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=envelope.event_type,
-            type=envelope.event_type,
-            payment_id=f"{provider}:{_payment(envelope, data)}",
-            operation_id=operation_id,
-            amount=amount,
-            amount_scope=None if amount is None else _scope(data, operation_id),
-            currency=currency,
-            occurred_at=_occurred_at(doc, data, envelope.received_at),
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:  # a canonical value refused the sender's data
-        raise NormalizeError(str(exc)) from None
-
-
-def _document(envelope: Envelope) -> dict[str, Any]:
-    try:
-        doc = envelope.payload_json()
-    except EnvelopeError as exc:
-        raise NormalizeError(str(exc)) from None
-    if not isinstance(doc, dict):
-        raise NormalizeError("payload is not a JSON object")
-    return doc
+    return fields.payment_event(
+        envelope, provider, canonical=envelope.event_type, payment_ref=_payment(envelope, data),
+        operation_id=operation_id, amount=amount,
+        amount_scope=None if amount is None else _scope(data, operation_id), currency=currency,
+        occurred_at=_occurred_at(doc, data, envelope.received_at))
 
 
 def _payment(envelope: Envelope, data: dict[str, Any]) -> str:
@@ -118,29 +96,6 @@ def _identifier(data: dict[str, Any], name: str) -> str | None:
     if isinstance(value, str) and value:
         return value
     raise NormalizeError(f"data.{name} is not a non-empty string")
-
-
-def _amount(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, float):
-        raise NormalizeError("data.amount is a float: send integer minor units")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise NormalizeError("data.amount is not an integer number of minor units")
-    if value < 0:
-        raise NormalizeError("data.amount is negative")
-    return value
-
-
-def _currency(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise NormalizeError("data.currency is not a string")
-    try:
-        return money.normalize_currency(value)
-    except money.MoneyError as exc:
-        raise NormalizeError(f"data.currency: {exc}") from None
 
 
 def _scope(data: dict[str, Any], operation_id: str | None) -> str:

@@ -48,17 +48,14 @@ Decisions (sources: checkout.com/docs webhook event types and their examples):
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final
 
 from consumers.errors import NormalizeError
-from schemas import money, timefmt
-from schemas.envelope import Envelope, EnvelopeError
+from consumers.normalize import fields
+from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 
 PROVIDER = "checkout"
-#: the largest amount a record carries: a signed 64-bit integer, what every consumer can hold
-MAX_MINOR: Final = 2**63 - 1
 
 #: Checkout.com type -> canonical type
 _TYPES: Final[dict[str, str]] = {
@@ -93,12 +90,9 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     canonical = _TYPES.get(envelope.event_type)
     if canonical is None:
         return None
-    if envelope.provider != PROVIDER:
-        raise NormalizeError(f"a {envelope.provider!r} envelope reached the {PROVIDER} normaliser")
-    event = _object(envelope)
-    data = event.get("data")
-    if not isinstance(data, dict):
-        raise NormalizeError("event has no 'data' object")
+    fields.expect_provider(envelope, PROVIDER)
+    event = fields.json_object(envelope)
+    data = fields.dig(event, "data", where="event")
     if envelope.event_type == _INCREMENTED and data.get("approved") is False:
         return None  # a declined increment leaves the authorisation as it was
     if not envelope.payment_ref:
@@ -106,109 +100,30 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     amount: int | None = None
     scope: str | None = None
     operation_id: str | None = None
-    currency = _currency(data) if data.get("currency") is not None else None
+    currency = fields.optional_currency(data, "currency", "data")
     if canonical == "payment.authorized":
         amount, scope = _authorized(envelope.event_type, data), "total"
     elif canonical in _COUNTED_ACTIONS:
-        operation_id = _text(data, "action_id")
-        amount, scope = _minor(data, "amount"), "operation"
+        operation_id = fields.text(data, "action_id", "data")
+        amount, scope = fields.minor(data, "amount", "data"), "operation"
     elif canonical in _DECLINED_ACTIONS:  # its id when sent; it was never counted
-        operation_id = _optional_text(data, "action_id")
+        operation_id = fields.optional_text(data, "action_id", "data")
     elif canonical in _DISPUTES:  # older dispute events carry no amount
-        operation_id = _text(data, "id")
+        operation_id = fields.text(data, "id", "data")
         if data.get("amount") is not None:
-            amount, scope = _minor(data, "amount"), "operation"
+            amount, scope = fields.minor(data, "amount", "data"), "operation"
     if amount is not None and currency is None:
         raise NormalizeError("data has an amount but no currency")
-    return _event(envelope, canonical=canonical, operation_id=operation_id, amount=amount,
-                  amount_scope=scope, currency=currency, occurred_at=_occurred_at(event))
+    # current events carry ``timestamp`` instead of ``created_on``
+    when = "created_on" if event.get("created_on") is not None else "timestamp"
+    return fields.payment_event(envelope, PROVIDER, canonical=canonical,
+                                operation_id=operation_id, amount=amount, amount_scope=scope,
+                                currency=currency,
+                                occurred_at=fields.iso_time(event, when, "event"))
 
 
 def _authorized(event_type: str, data: dict[str, Any]) -> int:
     if event_type != _INCREMENTED:
-        return _minor(data, "amount")
-    balances = data.get("balances")
-    if not isinstance(balances, dict):
-        raise NormalizeError("authorization increment lacks data.balances (the new total)")
-    return _minor(balances, "total_authorized")
-
-
-def _object(envelope: Envelope) -> dict[str, Any]:
-    try:
-        event = envelope.payload_json()
-    except EnvelopeError as exc:
-        raise NormalizeError(str(exc)) from None
-    if not isinstance(event, dict):
-        raise NormalizeError("payload is not a JSON object")
-    return event
-
-
-def _text(obj: dict[str, Any], name: str) -> str:
-    value = obj.get(name)
-    if not isinstance(value, str) or not value:
-        raise NormalizeError(f"data lacks a string {name!r}")
-    return value
-
-
-def _optional_text(obj: dict[str, Any], name: str) -> str | None:
-    return _text(obj, name) if obj.get(name) is not None else None
-
-
-def _minor(obj: dict[str, Any], name: str) -> int:
-    value = obj.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise NormalizeError(f"{name} is not an integer of minor units")
-    if not 0 <= value <= MAX_MINOR:
-        raise NormalizeError(f"{name} is negative or beyond a signed 64-bit integer")
-    return value
-
-
-def _currency(data: dict[str, Any]) -> str:
-    value = data.get("currency")
-    if not isinstance(value, str):
-        raise NormalizeError("data lacks a string 'currency'")
-    try:
-        return money.normalize_currency(value)
-    except money.MoneyError as exc:
-        raise NormalizeError(str(exc)) from None
-
-
-def _occurred_at(event: dict[str, Any]) -> str:
-    text = event.get("created_on")
-    if text is None:
-        text = event.get("timestamp")
-    if not isinstance(text, str):
-        raise NormalizeError("event lacks a string 'created_on' or 'timestamp'")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise NormalizeError(f"event time {text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise NormalizeError(f"event time {text!r} has no UTC offset")
-    try:
-        return timefmt.to_wire(moment)
-    except OverflowError:
-        raise NormalizeError(f"event time {text!r} is out of range") from None
-
-
-def _event(envelope: Envelope, *, canonical: str, operation_id: str | None, amount: int | None,
-           amount_scope: str | None, currency: str | None, occurred_at: str) -> PaymentEvent:
-    try:
-        return PaymentEvent(
-            event_id=f"{PROVIDER}:{envelope.event_id}",
-            provider=PROVIDER,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=envelope.event_type,
-            type=canonical,
-            payment_id=f"{PROVIDER}:{envelope.payment_ref}",
-            operation_id=operation_id,
-            amount=amount,
-            amount_scope=amount_scope,
-            currency=currency,
-            occurred_at=occurred_at,
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:
-        raise NormalizeError(str(exc)) from None
+        return fields.minor(data, "amount", "data")
+    balances = fields.dig(data, "balances", where="authorization increment data")
+    return fields.minor(balances, "total_authorized", "data.balances")

@@ -7,7 +7,7 @@ never echo the value: a payload may carry card numbers or secrets in the wrong p
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from consumers.errors import NormalizeError
 from schemas import money, timefmt
@@ -16,6 +16,17 @@ from schemas.event import PaymentEvent
 
 #: the largest amount a record carries: a signed 64-bit integer, what every consumer can hold
 MAX_MINOR: Final = 2**63 - 1
+
+
+class Mapped(NamedTuple):
+    """What a provider event maps to: the canonical type and, where it has them, its amount,
+    currency, amount scope and operation id."""
+
+    type: str
+    amount: int | None = None
+    currency: str | None = None
+    scope: str | None = None
+    operation_id: str | None = None
 
 
 def expect_provider(envelope: Envelope, provider: str) -> None:
@@ -71,11 +82,7 @@ def minor(obj: dict[str, Any], name: str, where: str, *, at_most: int | None = M
         raise NormalizeError(f"{where}.{name} is a float: send integer minor units")
     if not isinstance(value, int) or isinstance(value, bool):
         raise NormalizeError(f"{where}.{name} is not an integer of minor units")
-    if value < 0:
-        raise NormalizeError(f"{where}.{name} is negative")
-    if at_most is not None and value > at_most:
-        raise NormalizeError(f"{where}.{name} exceeds a signed 64-bit integer of minor units")
-    return value
+    return _in_range(value, f"{where}.{name}", at_most)
 
 
 def currency(obj: dict[str, Any], name: str, where: str) -> str:
@@ -105,6 +112,10 @@ def decimal_minor(value: str, code: str, label: str, *, at_most: int | None = MA
         amount = money.to_minor(value, code)
     except money.MoneyError:
         raise NormalizeError(f"{label} is not an exact decimal amount of {code}") from None
+    return _in_range(amount, label, at_most)
+
+
+def _in_range(amount: int, label: str, at_most: int | None) -> int:
     if amount < 0:
         raise NormalizeError(f"{label} is negative")
     if at_most is not None and amount > at_most:

@@ -65,11 +65,9 @@ payment statuses), GoCardless support "Overview of payment statuses", GoCardless
 
 from __future__ import annotations
 
-from typing import Any
-
 from consumers.errors import NormalizeError
-from schemas import timefmt
-from schemas.envelope import Envelope, EnvelopeError
+from consumers.normalize import fields
+from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 
 PROVIDER = "gocardless"
@@ -99,62 +97,17 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     canonical = _RESOURCES.get(resource_type, {}).get(action)
     if canonical is None:
         return None
-    event = _event_object(envelope)
-    links = event.get("links")
-    if not isinstance(links, dict):
-        raise NormalizeError(f"GoCardless {envelope.event_type} has no links object")
+    event = fields.json_object(envelope, "GoCardless payload")
+    links = fields.dig(event, "links", where=f"GoCardless {envelope.event_type}")
     operation_id = None
     if resource_type == "refunds":
-        operation_id = _link(links, "refund")
+        operation_id = fields.text(links, "refund", "GoCardless event links")
         if links.get("payment") is None:
             return None  # the refund names no payment: see the module's decisions
     if envelope.payment_ref is None:
         raise NormalizeError(f"GoCardless {envelope.event_type} links no payment")
-    if not (envelope.payment_ref.isprintable() and envelope.event_id.isprintable()):
-        raise NormalizeError("GoCardless event or payment id is not printable text")
-    try:
-        return PaymentEvent(
-            event_id=f"{PROVIDER}:{envelope.event_id}",
-            provider=PROVIDER,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=envelope.event_type,
-            type=canonical,
-            payment_id=f"{PROVIDER}:{envelope.payment_ref}",
-            operation_id=operation_id,
-            amount=None,  # GoCardless events carry no amounts
-            amount_scope=None,
-            currency=None,
-            occurred_at=_created_at(event),
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:  # a canonical value refused GoCardless's data
-        raise NormalizeError(str(exc)) from None
-
-
-def _event_object(envelope: Envelope) -> dict[str, Any]:
-    try:
-        event = envelope.payload_json()
-    except EnvelopeError as exc:
-        raise NormalizeError(str(exc)) from None
-    if not isinstance(event, dict):
-        raise NormalizeError("GoCardless payload is not a JSON object")
-    return event
-
-
-def _link(links: dict[str, Any], name: str) -> str:
-    value = links.get(name)
-    if not isinstance(value, str) or not value:
-        raise NormalizeError(f"GoCardless event lacks a string links.{name}")
-    return value
-
-
-def _created_at(event: dict[str, Any]) -> str:
-    created = event.get("created_at")
-    if not isinstance(created, str):
-        raise NormalizeError("GoCardless event lacks a created_at time")
-    try:
-        return timefmt.to_wire(timefmt.parse(created))
-    except (ValueError, OverflowError):
-        raise NormalizeError("GoCardless created_at is not an ISO 8601 time with a zone") from None
+    fields.printable_ids(envelope, "GoCardless")
+    return fields.payment_event(
+        envelope, PROVIDER, canonical=canonical, operation_id=operation_id,
+        amount=None, amount_scope=None, currency=None,  # GoCardless events carry no amounts
+        occurred_at=fields.iso_time(event, "created_at", "GoCardless event"))

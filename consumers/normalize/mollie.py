@@ -58,8 +58,8 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.errors import NormalizeError
-from schemas import money, timefmt
-from schemas.envelope import Envelope, EnvelopeError
+from consumers.normalize import fields
+from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 
 PROVIDER = "mollie"
@@ -89,7 +89,7 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     kind = envelope.event_type
     if kind not in _PAYMENT_EVENTS and kind not in _OPERATION_EVENTS:
         return None
-    event = _event_object(envelope)
+    event = fields.json_object(envelope, "Mollie payload")
     embedded = event.get("_embedded")
     entity = embedded.get("entity") if isinstance(embedded, dict) else None
     if not isinstance(entity, dict):
@@ -103,40 +103,16 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
         captured = kind == "payment.paid" and entity.get("amountCaptured") is not None
         field, scope = ("amountCaptured" if captured else "amount"), "total"
     else:
-        canonical, operation_id = _OPERATION_EVENTS[kind], _text(entity, "id")
+        canonical = _OPERATION_EVENTS[kind]
+        operation_id = fields.text(entity, "id", "Mollie snapshot")
         _expect(entity, "paymentId", envelope.payment_ref)
         # one capture per payment: its amount is the captured total (see the module docstring)
         field, scope = "amount", "total" if kind == "capture.succeeded" else "operation"
     amount, currency = _money(entity, field)
-    try:
-        return PaymentEvent(
-            event_id=f"{PROVIDER}:{envelope.event_id}",
-            provider=PROVIDER,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=kind,
-            type=canonical,
-            payment_id=f"{PROVIDER}:{envelope.payment_ref}",
-            operation_id=operation_id,
-            amount=amount,
-            amount_scope=scope,
-            currency=currency,
-            occurred_at=_created_at(event),
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:  # a canonical value refused Mollie's data
-        raise NormalizeError(str(exc)) from None
-
-
-def _event_object(envelope: Envelope) -> dict[str, Any]:
-    try:
-        event = envelope.payload_json()
-    except EnvelopeError as exc:
-        raise NormalizeError(str(exc)) from None
-    if not isinstance(event, dict):
-        raise NormalizeError("Mollie payload is not a JSON object")
-    return event
+    return fields.payment_event(
+        envelope, PROVIDER, canonical=canonical, operation_id=operation_id, amount=amount,
+        amount_scope=scope, currency=currency,
+        occurred_at=fields.iso_time(event, "createdAt", "Mollie event"))
 
 
 def _payment_type(kind: str, payment: dict[str, Any]) -> str:
@@ -152,36 +128,12 @@ def _expect(entity: dict[str, Any], name: str, payment_ref: str) -> None:
         raise NormalizeError(f"Mollie snapshot {name} does not name the event's payment")
 
 
-def _text(entity: dict[str, Any], name: str) -> str:
-    value = entity.get(name)
-    if not isinstance(value, str) or not value:
-        raise NormalizeError(f"Mollie snapshot lacks a string {name}")
-    return value
-
-
 def _money(entity: dict[str, Any], name: str) -> tuple[int, str]:
     """``{"currency": "EUR", "value": "10.00"}`` as ``(1000, "EUR")``, exactly."""
-    node = entity.get(name)
-    if not isinstance(node, dict):
-        raise NormalizeError(f"Mollie snapshot lacks {name}")
+    node = fields.dig(entity, name, where="Mollie snapshot")
     value, currency = node.get("value"), node.get("currency")
     if not isinstance(value, str) or not isinstance(currency, str):
         raise NormalizeError(f"Mollie {name} is not a decimal string value with a currency")
-    try:
-        minor = money.to_minor(value, currency)
-        code = money.normalize_currency(currency)
-    except money.MoneyError as exc:
-        raise NormalizeError(f"Mollie {name}: {exc}") from None
-    if minor < 0:
-        raise NormalizeError(f"Mollie {name} is negative")
-    return minor, code
-
-
-def _created_at(event: dict[str, Any]) -> str:
-    created = event.get("createdAt")
-    if not isinstance(created, str):
-        raise NormalizeError("Mollie event lacks createdAt")
-    try:
-        return timefmt.to_wire(timefmt.parse(created))
-    except (ValueError, OverflowError) as exc:
-        raise NormalizeError(f"Mollie createdAt: {exc}") from None
+    code = fields.currency_code(currency, f"Mollie {name}.currency")
+    # no upper bound on Mollie amounts, as before the readers were shared
+    return fields.decimal_minor(value, code, f"Mollie {name}.value", at_most=None), code

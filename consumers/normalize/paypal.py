@@ -51,20 +51,19 @@ Decisions (sources: PayPal webhook event names, developer.paypal.com; the Disput
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from consumers.errors import NormalizeError
-from schemas import money, timefmt
-from schemas.envelope import Envelope, EnvelopeError
+from consumers.normalize import fields
+from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 
 PROVIDER = "paypal"
-#: prefix of a payment_id that names a capture, to be resolved to its order by the worker
-CAPTURE_ALIAS_PREFIX = f"{PROVIDER}:capture:"
-#: the largest amount a record carries: a signed 64-bit integer, what every consumer can hold
-MAX_MINOR: Final = 2**63 - 1
+#: payment reference of a capture alias, to be resolved to its order by the worker
+_CAPTURE_ALIAS = "capture:"
+#: prefix of a payment_id that names a capture
+CAPTURE_ALIAS_PREFIX = f"{PROVIDER}:{_CAPTURE_ALIAS}"
 
 _TYPES: Final[dict[str, str]] = {
     "PAYMENT.AUTHORIZATION.CREATED": "payment.authorized",
@@ -96,52 +95,51 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     canonical = _TYPES.get(envelope.event_type)
     if canonical is None:
         return None
-    if envelope.provider != PROVIDER:
-        raise NormalizeError(f"a {envelope.provider!r} envelope reached the {PROVIDER} normaliser")
-    event = _object(envelope)
-    resource = event.get("resource")
-    if not isinstance(resource, dict):
-        raise NormalizeError("event has no 'resource' object")
+    fields.expect_provider(envelope, PROVIDER)
+    event = fields.json_object(envelope)
+    resource = fields.dig(event, "resource", where="event")
     if canonical == "dispute.won":
         canonical = _outcome(resource)
         if canonical is None:
             return None
-    payment_id = _payment_id(envelope, canonical, resource)
+    payment_ref = _payment_ref(envelope, canonical, resource)
     amount: int | None = None
     scope: str | None = None
     operation_id: str | None = None
     currency: str | None = None
     if canonical in _DISPUTES:
-        operation_id = _text(resource, "dispute_id")
+        operation_id = fields.text(resource, "dispute_id", "resource")
         if resource.get("dispute_amount") is not None:
             amount, currency = _money(resource, "dispute_amount")
             scope = "operation"
     elif canonical == "payment.authorized":
         (amount, currency), scope = _money(resource, "amount"), "total"
     elif canonical in ("payment.captured", "payment.refunded"):
-        operation_id = _text(resource, "id")
+        operation_id = fields.text(resource, "id", "resource")
         (amount, currency), scope = _money(resource, "amount"), "operation"
     else:  # canceled, capture_failed: no amount; the operation and currency when sent
-        operation_id = _text(resource, "id") if canonical == "payment.capture_failed" else None
+        if canonical == "payment.capture_failed":
+            operation_id = fields.text(resource, "id", "resource")
         if resource.get("amount") is not None:
             currency = _money(resource, "amount")[1]
-    return _event(envelope, canonical=canonical, payment_id=payment_id,
-                  operation_id=operation_id, amount=amount, amount_scope=scope,
-                  currency=currency, occurred_at=_occurred_at(event))
+    return fields.payment_event(envelope, PROVIDER, canonical=canonical, payment_ref=payment_ref,
+                                operation_id=operation_id, amount=amount, amount_scope=scope,
+                                currency=currency,
+                                occurred_at=fields.iso_time(event, "create_time", "event"))
 
 
-def _payment_id(envelope: Envelope, canonical: str, resource: dict[str, Any]) -> str:
+def _payment_ref(envelope: Envelope, canonical: str, resource: dict[str, Any]) -> str:
     """The order, or for refunds and disputes that name none, the capture alias."""
     names_a_capture_only = envelope.event_type == _REFUND or canonical in _DISPUTES
     if not names_a_capture_only or _order_id(resource) is not None:
         if not envelope.payment_ref:
             raise NormalizeError(f"{envelope.event_type} names no order")
-        return f"{PROVIDER}:{envelope.payment_ref}"
+        return envelope.payment_ref
     if envelope.event_type == _REFUND:
         capture_id = _refunded_capture(resource)
     else:
         capture_id = _disputed_capture(resource)
-    return f"{CAPTURE_ALIAS_PREFIX}{capture_id}"
+    return f"{_CAPTURE_ALIAS}{capture_id}"
 
 
 def _order_id(resource: dict[str, Any]) -> str | None:
@@ -188,78 +186,11 @@ def _outcome(resource: dict[str, Any]) -> str | None:
     return _OUTCOMES[code]
 
 
-def _object(envelope: Envelope) -> dict[str, Any]:
-    try:
-        event = envelope.payload_json()
-    except EnvelopeError as exc:
-        raise NormalizeError(str(exc)) from None
-    if not isinstance(event, dict):
-        raise NormalizeError("payload is not a JSON object")
-    return event
-
-
-def _text(obj: dict[str, Any], name: str) -> str:
-    value = obj.get(name)
-    if not isinstance(value, str) or not value:
-        raise NormalizeError(f"resource lacks a string {name!r}")
-    return value
-
-
 def _money(obj: dict[str, Any], name: str) -> tuple[int, str]:
     """PayPal's ``{"currency_code": "EUR", "value": "12.34"}`` at ``name`` in minor units."""
-    amount = obj.get(name)
-    if not isinstance(amount, dict):
-        raise NormalizeError(f"resource lacks a {name!r} money object")
-    value, currency = amount.get("value"), amount.get("currency_code")
-    if not isinstance(currency, str):
-        raise NormalizeError(f"{name}.currency_code is not a string")
+    amount = fields.dig(obj, name, where="resource")
+    code = fields.currency(amount, "currency_code", name)
+    value = amount.get("value")
     if not isinstance(value, str) or not _VALUE.fullmatch(value):
         raise NormalizeError(f"{name}.value is not a decimal string in major units")
-    try:
-        code = money.normalize_currency(currency)
-        minor = money.to_minor(value, code)
-    except money.MoneyError as exc:
-        raise NormalizeError(str(exc)) from None
-    if minor > MAX_MINOR:
-        raise NormalizeError(f"{name} exceeds a signed 64-bit integer of minor units")
-    return minor, code
-
-
-def _occurred_at(event: dict[str, Any]) -> str:
-    text = event.get("create_time")
-    if not isinstance(text, str):
-        raise NormalizeError("event lacks a string 'create_time'")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise NormalizeError(f"create_time {text!r} is not an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise NormalizeError(f"create_time {text!r} has no UTC offset")
-    try:
-        return timefmt.to_wire(moment)
-    except OverflowError:
-        raise NormalizeError(f"create_time {text!r} is out of range") from None
-
-
-def _event(envelope: Envelope, *, canonical: str, payment_id: str, operation_id: str | None,
-           amount: int | None, amount_scope: str | None, currency: str | None,
-           occurred_at: str) -> PaymentEvent:
-    try:
-        return PaymentEvent(
-            event_id=f"{PROVIDER}:{envelope.event_id}",
-            provider=PROVIDER,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=envelope.event_type,
-            type=canonical,
-            payment_id=payment_id,
-            operation_id=operation_id,
-            amount=amount,
-            amount_scope=amount_scope,
-            currency=currency,
-            occurred_at=occurred_at,
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:
-        raise NormalizeError(str(exc)) from None
+    return fields.decimal_minor(value, code, f"{name}.value"), code

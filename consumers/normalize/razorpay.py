@@ -51,13 +51,13 @@ Payment, Refund and Dispute entities; Accept a Dispute), ``shared/PSP_NOTES.md``
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from consumers.errors import NormalizeError
-from schemas import timefmt
-from schemas.envelope import Envelope, EnvelopeError
+from consumers.normalize import fields
+from consumers.normalize.fields import Mapped
+from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
-from schemas.money import MoneyError, normalize_currency
 
 PROVIDER = "razorpay"
 
@@ -77,22 +77,12 @@ _DISPUTE_EVENTS: dict[str, str | None] = {
 _REFUND_EVENTS = frozenset({"refund.processed", "refund.failed"})
 
 
-class _Mapped(NamedTuple):
-    type: str
-    amount: int | None = None
-    currency: str | None = None
-    scope: str | None = None
-    operation_id: str | None = None
-
-
 def normalize(envelope: Envelope) -> PaymentEvent | None:
     kind = envelope.event_type
     if kind not in _PAYMENT_EVENTS and kind not in _DISPUTE_EVENTS and kind not in _REFUND_EVENTS:
         return None
-    event = _event_object(envelope)
-    payload = event.get("payload")
-    if not isinstance(payload, dict):
-        raise NormalizeError(f"Razorpay {kind} has no payload object")
+    event = fields.json_object(envelope, "Razorpay payload")
+    payload = fields.dig(event, "payload", where=f"Razorpay {kind}")
     if kind in _PAYMENT_EVENTS:
         mapped = _payment_event(kind, payload)
     elif kind in _REFUND_EVENTS:
@@ -101,72 +91,46 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
         mapped = _dispute_event(kind, payload)
     if envelope.payment_ref is None:
         raise NormalizeError(f"Razorpay {kind} names no payment")
-    if not (envelope.payment_ref.isprintable() and envelope.event_id.isprintable()):
-        raise NormalizeError("Razorpay event or payment id is not printable text")
-    try:
-        return PaymentEvent(
-            event_id=f"{PROVIDER}:{envelope.event_id}",
-            provider=PROVIDER,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=kind,
-            type=mapped.type,
-            payment_id=f"{PROVIDER}:{envelope.payment_ref}",
-            operation_id=mapped.operation_id,
-            amount=mapped.amount,
-            amount_scope=mapped.scope,
-            currency=mapped.currency,
-            occurred_at=_created_at(event),
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:  # a canonical value refused Razorpay's data
-        raise NormalizeError(str(exc)) from None
+    fields.printable_ids(envelope, "Razorpay")
+    return fields.payment_event(
+        envelope, PROVIDER, canonical=mapped.type, operation_id=mapped.operation_id,
+        amount=mapped.amount, amount_scope=mapped.scope, currency=mapped.currency,
+        occurred_at=fields.unix_time(event, "created_at", "Razorpay event"))
 
 
-def _payment_event(kind: str, payload: dict[str, Any]) -> _Mapped:
+def _payment_event(kind: str, payload: dict[str, Any]) -> Mapped:
     canonical, with_amount = _PAYMENT_EVENTS[kind]
     payment = _entity(payload, "payment")
     if not with_amount:
-        return _Mapped(canonical)
-    return _Mapped(canonical, *_money(payment, "payment", "amount"), "total")
+        return Mapped(canonical)
+    return Mapped(canonical, *_money(payment, "payment", "amount"), "total")
 
 
-def _refund_event(kind: str, payload: dict[str, Any]) -> _Mapped:
+def _refund_event(kind: str, payload: dict[str, Any]) -> Mapped:
     refund = _entity(payload, "refund")
-    refund_id = _text(refund, "refund", "id")
+    refund_id = fields.text(refund, "id", "Razorpay refund")
     if kind == "refund.failed":
-        return _Mapped("payment.refund_failed", operation_id=refund_id)
+        return Mapped("payment.refund_failed", operation_id=refund_id)
     payment = _optional_entity(payload, "payment")
     if payment is None:
-        return _Mapped("payment.refunded", *_money(refund, "refund", "amount"), "operation",
+        return Mapped("payment.refunded", *_money(refund, "refund", "amount"), "operation",
                        refund_id)
     captured = payment.get("captured")
     if not isinstance(captured, bool):
         raise NormalizeError("Razorpay payment.captured is not a boolean")
     if not captured:
-        return _Mapped("payment.canceled")  # an auto-refund: the authorisation was released
-    return _Mapped("payment.refunded", *_money(payment, "payment", "amount_refunded"), "total")
+        return Mapped("payment.canceled")  # an auto-refund: the authorisation was released
+    return Mapped("payment.refunded", *_money(payment, "payment", "amount_refunded"), "total")
 
 
-def _dispute_event(kind: str, payload: dict[str, Any]) -> _Mapped:
+def _dispute_event(kind: str, payload: dict[str, Any]) -> Mapped:
     dispute = _entity(payload, "dispute")
     canonical = _DISPUTE_EVENTS[kind]
     if canonical is None:  # closed: won unless money was deducted
-        deducted = _amount(dispute, "dispute", "amount_deducted")
+        deducted = fields.minor(dispute, "amount_deducted", "Razorpay dispute", at_most=None)
         canonical = "dispute.lost" if deducted > 0 else "dispute.won"
-    return _Mapped(canonical, *_money(dispute, "dispute", "amount"), "operation",
-                   _text(dispute, "dispute", "id"))
-
-
-def _event_object(envelope: Envelope) -> dict[str, Any]:
-    try:
-        event = envelope.payload_json()
-    except EnvelopeError as exc:
-        raise NormalizeError(str(exc)) from None
-    if not isinstance(event, dict):
-        raise NormalizeError("Razorpay payload is not a JSON object")
-    return event
+    return Mapped(canonical, *_money(dispute, "dispute", "amount"), "operation",
+                   fields.text(dispute, "id", "Razorpay dispute"))
 
 
 def _entity(payload: dict[str, Any], name: str) -> dict[str, Any]:
@@ -186,39 +150,9 @@ def _optional_entity(payload: dict[str, Any], name: str) -> dict[str, Any] | Non
     return entity
 
 
-def _text(entity: dict[str, Any], what: str, field: str) -> str:
-    value = entity.get(field)
-    if not isinstance(value, str) or not value:
-        raise NormalizeError(f"Razorpay {what} lacks a string {field}")
-    return value
-
-
-def _amount(entity: dict[str, Any], what: str, field: str) -> int:
-    value = entity.get(field)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise NormalizeError(f"Razorpay {what}.{field} is not an integer of subunits")
-    if value < 0:
-        raise NormalizeError(f"Razorpay {what}.{field} is negative")
-    return value
-
-
 def _money(entity: dict[str, Any], what: str, field: str) -> tuple[int, str]:
     """The integer ``field`` of ``entity`` and the entity's ``currency``."""
-    amount = _amount(entity, what, field)
-    currency = entity.get("currency")
-    if not isinstance(currency, str):
-        raise NormalizeError(f"Razorpay {what} lacks a string currency")
-    try:
-        return amount, normalize_currency(currency)
-    except MoneyError:
-        raise NormalizeError(f"Razorpay {what}.currency is not an ISO 4217 code") from None
-
-
-def _created_at(event: dict[str, Any]) -> str:
-    created = event.get("created_at")
-    if not isinstance(created, int) or isinstance(created, bool):
-        raise NormalizeError("Razorpay event lacks an integer created_at time")
-    try:
-        return timefmt.from_unix(created)
-    except (ValueError, OverflowError, OSError):
-        raise NormalizeError("Razorpay created_at is not a representable unix time") from None
+    where = f"Razorpay {what}"
+    # no upper bound on Razorpay amounts, as before the readers were shared
+    return (fields.minor(entity, field, where, at_most=None),
+            fields.currency(entity, "currency", where))

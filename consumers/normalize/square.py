@@ -62,13 +62,13 @@ the ``squareup`` SDK's event models (``DisputeStateChangedEvent``, ``DisputeStat
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from consumers.errors import NormalizeError
-from schemas import timefmt
-from schemas.envelope import Envelope, EnvelopeError
+from consumers.normalize import fields
+from consumers.normalize.fields import Mapped
+from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
-from schemas.money import MoneyError, normalize_currency
 
 PROVIDER = "square"
 
@@ -94,14 +94,6 @@ _DISPUTE_STATE: dict[str, str] = {
 }
 
 
-class _Mapped(NamedTuple):
-    type: str
-    amount: int | None = None
-    currency: str | None = None
-    scope: str | None = None
-    operation_id: str | None = None
-
-
 def normalize(envelope: Envelope) -> PaymentEvent | None:
     kind = envelope.event_type
     if kind in _PAYMENT_EVENTS:
@@ -112,8 +104,9 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
         family = "dispute"
     else:
         return None
-    event = _event_object(envelope)
-    obj = _data_object(event, family)
+    event = fields.json_object(envelope, "Square payload")
+    # data.object.<family>: the Payment, Refund or Dispute the event is about
+    obj = fields.dig(event, "data", "object", family, where="Square payload")
     if family == "payment":
         mapped = _payment(obj)
     elif family == "refund":
@@ -124,57 +117,41 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
         return None
     if envelope.payment_ref is None:
         raise NormalizeError(f"Square {kind} names no payment")
-    if not (envelope.payment_ref.isprintable() and envelope.event_id.isprintable()):
-        raise NormalizeError("Square event or payment id is not printable text")
-    try:
-        return PaymentEvent(
-            event_id=f"{PROVIDER}:{envelope.event_id}",
-            provider=PROVIDER,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=kind,
-            type=mapped.type,
-            payment_id=f"{PROVIDER}:{envelope.payment_ref}",
-            operation_id=mapped.operation_id,
-            amount=mapped.amount,
-            amount_scope=mapped.scope,
-            currency=mapped.currency,
-            occurred_at=_created_at(event),
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:  # a canonical value refused Square's data
-        raise NormalizeError(str(exc)) from None
+    fields.printable_ids(envelope, "Square")
+    return fields.payment_event(
+        envelope, PROVIDER, canonical=mapped.type, operation_id=mapped.operation_id,
+        amount=mapped.amount, amount_scope=mapped.scope, currency=mapped.currency,
+        occurred_at=fields.iso_time(event, "created_at", "Square event"))
 
 
-def _payment(payment: dict[str, Any]) -> _Mapped | None:
+def _payment(payment: dict[str, Any]) -> Mapped | None:
     status = payment.get("status")
     if not isinstance(status, str):
         raise NormalizeError("Square payment lacks a string status")
     refunded = _money(payment, "refunded_money")
     if refunded is not None and refunded[0] > 0:
-        return _Mapped("payment.refunded", *refunded, "total")
+        return Mapped("payment.refunded", *refunded, "total")
     canonical = _PAYMENT_STATUS.get(status)
     if canonical is None:
         return None
     if status not in _WITH_TOTAL:
-        return _Mapped(canonical)
+        return Mapped(canonical)
     total = _money(payment, "total_money") or _money(payment, "amount_money")
     if total is None:
         raise NormalizeError(f"Square {status} payment lacks total_money and amount_money")
-    return _Mapped(canonical, *total, "total")
+    return Mapped(canonical, *total, "total")
 
 
-def _refund(refund: dict[str, Any]) -> _Mapped | None:
+def _refund(refund: dict[str, Any]) -> Mapped | None:
     status = refund.get("status")
     if not isinstance(status, str):
         raise NormalizeError("Square refund lacks a string status")
     if status not in _REFUND_FAILED:
         return None  # counted from the payment's refunded_money, never from here
-    return _Mapped("payment.refund_failed", operation_id=_id(refund, "refund"))
+    return Mapped("payment.refund_failed", operation_id=_id(refund, "refund"))
 
 
-def _dispute(kind: str, dispute: dict[str, Any]) -> _Mapped | None:
+def _dispute(kind: str, dispute: dict[str, Any]) -> Mapped | None:
     state = dispute.get("state")
     if not isinstance(state, str):
         raise NormalizeError("Square dispute lacks a string state")
@@ -188,28 +165,8 @@ def _dispute(kind: str, dispute: dict[str, Any]) -> _Mapped | None:
     if amount is None:
         if canonical == "dispute.opened":
             raise NormalizeError("Square dispute lacks amount_money")
-        return _Mapped(canonical, operation_id=_id(dispute, "dispute"))
-    return _Mapped(canonical, *amount, "operation", _id(dispute, "dispute"))
-
-
-def _event_object(envelope: Envelope) -> dict[str, Any]:
-    try:
-        event = envelope.payload_json()
-    except EnvelopeError as exc:
-        raise NormalizeError(str(exc)) from None
-    if not isinstance(event, dict):
-        raise NormalizeError("Square payload is not a JSON object")
-    return event
-
-
-def _data_object(event: dict[str, Any], family: str) -> dict[str, Any]:
-    """``data.object.<family>``: the Payment, Refund or Dispute the event is about."""
-    data = event.get("data")
-    container = data.get("object") if isinstance(data, dict) else None
-    obj = container.get(family) if isinstance(container, dict) else None
-    if not isinstance(obj, dict):
-        raise NormalizeError(f"Square payload has no data.object.{family}")
-    return obj
+        return Mapped(canonical, operation_id=_id(dispute, "dispute"))
+    return Mapped(canonical, *amount, "operation", _id(dispute, "dispute"))
 
 
 def _id(obj: dict[str, Any], what: str) -> str:
@@ -227,24 +184,7 @@ def _money(obj: dict[str, Any], field: str) -> tuple[int, str] | None:
         return None
     if not isinstance(node, dict):
         raise NormalizeError(f"Square {field} is not a money object")
-    amount, currency = node.get("amount"), node.get("currency")
-    if not isinstance(amount, int) or isinstance(amount, bool):
-        raise NormalizeError(f"Square {field}.amount is not an integer of minor units")
-    if amount < 0:
-        raise NormalizeError(f"Square {field}.amount is negative")
-    if not isinstance(currency, str):
-        raise NormalizeError(f"Square {field}.currency is not a string")
-    try:
-        return amount, normalize_currency(currency)
-    except MoneyError:
-        raise NormalizeError(f"Square {field}.currency is not an ISO 4217 code") from None
-
-
-def _created_at(event: dict[str, Any]) -> str:
-    created = event.get("created_at")
-    if not isinstance(created, str):
-        raise NormalizeError("Square event lacks a created_at time")
-    try:
-        return timefmt.to_wire(timefmt.parse(created))
-    except (ValueError, OverflowError):
-        raise NormalizeError("Square created_at is not an RFC 3339 time with a zone") from None
+    where = f"Square {field}"
+    # no upper bound on Square amounts, as before the readers were shared
+    return (fields.minor(node, "amount", where, at_most=None),
+            fields.currency(node, "currency", where))

@@ -52,13 +52,11 @@ from __future__ import annotations
 from typing import Any, Final
 
 from consumers.errors import NormalizeError
-from schemas import money, timefmt
-from schemas.envelope import Envelope, EnvelopeError
+from consumers.normalize import fields
+from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 
 PROVIDER = "stripe"
-#: the largest amount a record carries: a signed 64-bit integer, what every consumer can hold
-MAX_MINOR: Final = 2**63 - 1
 
 #: Stripe type -> (canonical type, data.object field holding the running total, or None)
 _TOTALS: Final[dict[str, tuple[str, str | None]]] = {
@@ -73,6 +71,7 @@ _TOTALS: Final[dict[str, tuple[str, str | None]]] = {
 }
 _REFUND_FAILED: Final = frozenset({"refund.failed", "refund.updated", "charge.refund.updated"})
 _DISPUTES: Final = frozenset({"charge.dispute.created", "charge.dispute.closed"})
+_OBJ = "data.object"  # where the fields of the object an event is about are read
 _DISPUTE_OUTCOMES: Final[dict[str, str]] = {
     "won": "dispute.won", "warning_closed": "dispute.won", "lost": "dispute.lost",
 }
@@ -82,10 +81,9 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     kind = envelope.event_type
     if kind not in _TOTALS and kind not in _REFUND_FAILED and kind not in _DISPUTES:
         return None
-    if envelope.provider != PROVIDER:
-        raise NormalizeError(f"a {envelope.provider!r} envelope reached the {PROVIDER} normaliser")
-    event = _object(envelope)
-    obj = _data_object(event)
+    fields.expect_provider(envelope, PROVIDER)
+    event = fields.json_object(envelope)
+    obj = fields.dig(event, "data", "object", where="payload")
     canonical = _canonical_type(kind, obj)
     if canonical is None:
         return None
@@ -97,14 +95,20 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     if kind in _TOTALS:
         field = _TOTALS[kind][1]
         if field is not None:
-            amount, scope = _minor(obj, field), "total"
+            amount, scope = fields.minor(obj, field, _OBJ), "total"
     elif canonical == "payment.refund_failed":
-        operation_id = _text(obj, "id")
+        operation_id = fields.text(obj, "id", _OBJ)
     else:  # disputes: this dispute's amount, counted once per dispute id
-        amount, scope, operation_id = _minor(obj, "amount"), "operation", _text(obj, "id")
-    currency = _currency(obj, required=amount is not None)
-    return _event(envelope, canonical=canonical, operation_id=operation_id, amount=amount,
-                  amount_scope=scope, currency=currency, occurred_at=_occurred_at(event))
+        amount, scope = fields.minor(obj, "amount", _OBJ), "operation"
+        operation_id = fields.text(obj, "id", _OBJ)
+    if amount is None:
+        currency = fields.optional_currency(obj, "currency", _OBJ)
+    else:
+        currency = fields.currency(obj, "currency", _OBJ)
+    return fields.payment_event(envelope, PROVIDER, canonical=canonical,
+                                operation_id=operation_id, amount=amount, amount_scope=scope,
+                                currency=currency,
+                                occurred_at=fields.unix_time(event, "created", "event"))
 
 
 def _canonical_type(kind: str, obj: dict[str, Any]) -> str | None:
@@ -117,82 +121,3 @@ def _canonical_type(kind: str, obj: dict[str, Any]) -> str | None:
         return "dispute.opened"
     status = obj.get("status")  # charge.dispute.closed
     return _DISPUTE_OUTCOMES.get(status) if isinstance(status, str) else None
-
-
-def _object(envelope: Envelope) -> dict[str, Any]:
-    try:
-        event = envelope.payload_json()
-    except EnvelopeError as exc:
-        raise NormalizeError(str(exc)) from None
-    if not isinstance(event, dict):
-        raise NormalizeError("payload is not a JSON object")
-    return event
-
-
-def _data_object(event: dict[str, Any]) -> dict[str, Any]:
-    data = event.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(obj, dict):
-        raise NormalizeError("payload has no data.object")
-    return obj
-
-
-def _text(obj: dict[str, Any], name: str) -> str:
-    value = obj.get(name)
-    if not isinstance(value, str) or not value:
-        raise NormalizeError(f"data.object lacks a string {name!r}")
-    return value
-
-
-def _minor(obj: dict[str, Any], name: str) -> int:
-    value = obj.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise NormalizeError(f"data.object.{name} is not an integer of minor units")
-    if not 0 <= value <= MAX_MINOR:
-        raise NormalizeError(f"data.object.{name} is negative or beyond a signed 64-bit integer")
-    return value
-
-
-def _currency(obj: dict[str, Any], *, required: bool) -> str | None:
-    value = obj.get("currency")
-    if value is None and not required:
-        return None
-    if not isinstance(value, str):
-        raise NormalizeError("data.object lacks a string 'currency'")
-    try:
-        return money.normalize_currency(value)
-    except money.MoneyError as exc:
-        raise NormalizeError(str(exc)) from None
-
-
-def _occurred_at(event: dict[str, Any]) -> str:
-    created = event.get("created")
-    if not isinstance(created, int) or isinstance(created, bool):
-        raise NormalizeError("event lacks an integer 'created' time")
-    try:
-        return timefmt.from_unix(created)
-    except (ValueError, OverflowError, OSError):
-        raise NormalizeError(f"created {created} is not a representable time") from None
-
-
-def _event(envelope: Envelope, *, canonical: str, operation_id: str | None, amount: int | None,
-           amount_scope: str | None, currency: str | None, occurred_at: str) -> PaymentEvent:
-    try:
-        return PaymentEvent(
-            event_id=f"{PROVIDER}:{envelope.event_id}",
-            provider=PROVIDER,
-            endpoint=envelope.endpoint,
-            provider_event_id=envelope.event_id,
-            provider_event_type=envelope.event_type,
-            type=canonical,
-            payment_id=f"{PROVIDER}:{envelope.payment_ref}",
-            operation_id=operation_id,
-            amount=amount,
-            amount_scope=amount_scope,
-            currency=currency,
-            occurred_at=occurred_at,
-            received_at=envelope.received_at,
-            delivery_id=envelope.delivery_id,
-        )
-    except (ValueError, TypeError) as exc:
-        raise NormalizeError(str(exc)) from None
