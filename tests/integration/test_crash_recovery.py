@@ -117,7 +117,7 @@ def write_config(settings: Settings, path: Path) -> Path:
         f'[kafka]\nbootstrap_servers = "{settings.kafka.bootstrap_servers}"\n'
         f'[redis]\nurl = "{settings.redis.url}"\nkey_prefix = "{settings.redis.key_prefix}"\n'
         f'[consumer]\ngroup_id = "{settings.consumer.group_id}"\npoll_timeout_ms = 200\n'
-        f"batch_max_records = 25\nsession_timeout_ms = 3000\n"
+        f"batch_max_records = 10\nsession_timeout_ms = 3000\n"
         f'[log]\nlevel = "warning"\n[topics]\n{topics}'
         f'[endpoints.stripe]\nprovider = "stripe"\nsecrets = [{secrets}]\n'
     )
@@ -156,12 +156,12 @@ async def test_worker_killed_at_a_step_repeatedly_loses_and_doubles_nothing(
     config = write_config(settings, tmp_path / "payhooks.toml")
     kills = 0
     for _ in range(3):  # die at this step, again and again, each time a little further
-        code = await run_worker_until_killed_or_idle(config, f"{step}:0.3", seconds=12)
+        code = await run_worker_until_killed_or_idle(config, f"{step}:0.5", seconds=12)
         if code == -signal.SIGKILL:
             kills += 1
     assert kills >= 1, f"the worker never reached {step}"
     # a clean worker drains the rest
-    assert await run_worker_until_killed_or_idle(config, None, seconds=15) is None
+    assert await run_worker_until_killed_or_idle(config, None, seconds=20) is None
     await check_outputs(settings, expected)
 
 
