@@ -20,14 +20,14 @@ from hypothesis import strategies as st
 
 from consumers.errors import NormalizeError
 from consumers.normalize import adyen, normalizer
-from ingest import envelopes
-from ingest.schemes import RawRequest, build_scheme
+from ingest.schemes import RawRequest
 from ingest.schemes import adyen as scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import adyen as sim
 from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
+from tests.unit import normalize_support as support
 
 HEX_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
 ENDPOINT = EndpointSettings(name="adyen-eu", provider="adyen", secrets=(Secret(HEX_KEY),))
@@ -77,15 +77,10 @@ async def received(*items: dict[str, Any]) -> list[Envelope]:
     """``items`` in one notification, signed as Adyen signs, verified by the receiver's scheme
     and split into the envelopes it would publish (the record key checked against each)."""
     body = scheme.notification_body(items, HEX_KEY)
-    verified = await build_scheme(ENDPOINT).verify(
-        RawRequest(body, {"content-type": "application/json"}), NOW)
-    records = envelopes.records_for(
-        verified, endpoint=ENDPOINT.name, provider="adyen", delivery_id="dlv-1",
-        received_at=RECEIVED_AT, traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01",
-        topic="webhooks.raw")
     out = []
-    for record in records:
-        envelope = Envelope.from_json(record.value)
+    for record, envelope in await support.delivered(
+            ENDPOINT, RawRequest(body, {"content-type": "application/json"}), NOW,
+            received_at=RECEIVED_AT):
         assert record.key.decode() == envelope.partition_key
         out.append(envelope)
     return out
@@ -332,15 +327,11 @@ async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -
     for _ in range(250):
         lifecycle = sim.lifecycle(rng, NOW)
         request = sim.sign(lifecycle, ENDPOINT, NOW)  # Adyen batches: the whole lifecycle at once
-        verified = await build_scheme(ENDPOINT).verify(RawRequest(request.body, request.headers),
-                                                       NOW)
-        records = envelopes.records_for(
-            verified, endpoint=ENDPOINT.name, provider="adyen", delivery_id="dlv-2",
-            received_at=RECEIVED_AT, traceparent="00-" + "3" * 32 + "-" + "4" * 16 + "-01",
-            topic="webhooks.raw")
+        deliveries = await support.delivered(
+            ENDPOINT, RawRequest(request.body, request.headers), NOW, received_at=RECEIVED_AT,
+            delivery_id="dlv-2", traceparent="00-" + "3" * 32 + "-" + "4" * 16 + "-01")
         events = []
-        for record in records:
-            envelope = Envelope.from_json(record.value)
+        for record, envelope in deliveries:
             event = adyen.normalize(envelope)
             assert event is not None, f"{envelope.event_type} is simulated but unmapped"
             conforms(event)

@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 from consumers.errors import NormalizeError
 from consumers.normalize import normalize as dispatch
 from consumers.normalize.braintree import normalize
-from ingest.envelopes import records_for
-from ingest.schemes import RawRequest, build_scheme
+from ingest.schemes import RawRequest
 from ingest.schemes.braintree import encode_payload, form_body, read_notification
 from payhooks.config import EndpointSettings, Secret
 from payhooks.kafka import Record
@@ -32,6 +31,7 @@ from payhooks.sim import braintree as sim
 from schemas import registry, timefmt
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
+from tests.unit import normalize_support as support
 
 NOW = 1_790_000_000
 RECEIVED = "2026-09-21T12:00:05.000Z"
@@ -107,11 +107,9 @@ def local_payment(tag: str, *, currency: bool = True, with_transaction: bool = T
 
 async def delivered(body: bytes) -> tuple[Record, Envelope]:
     """The record and envelope the receiver publishes for one verified delivery."""
-    verified = await build_scheme(ENDPOINT).verify(RawRequest(body, FORM), NOW)
-    [record] = records_for(verified, endpoint=ENDPOINT.name, provider="braintree",
-                           delivery_id="dlv-1", received_at=RECEIVED, traceparent=TRACEPARENT,
-                           topic="webhooks.raw")
-    return record, Envelope.from_json(record.value)
+    [delivery] = await support.delivered(ENDPOINT, RawRequest(body, FORM), NOW,
+                                         received_at=RECEIVED, traceparent=TRACEPARENT)
+    return delivery
 
 
 def raw_envelope(payload: bytes, kind: str = "transaction_settled", ref: str | None = "7p5xfbdm",

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from consumers.errors import NormalizeError
 from consumers.normalize import checkout, normalizer
-from ingest import envelopes
 from ingest.schemes import RawRequest, build_scheme
 from ingest.schemes import checkout as scheme
 from payhooks.config import EndpointSettings, Secret
@@ -28,6 +27,7 @@ from payhooks.sim import checkout as sim
 from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
+from tests.unit import normalize_support as support
 
 SECRET = "sk_sbox_wh_5f0c1d2e3a4b"
 ENDPOINT = EndpointSettings(name="cko", provider="checkout", secrets=(Secret(SECRET),))
@@ -81,13 +81,9 @@ def envelope_of(raw: dict[str, Any] | bytes, *, event_type: str | None = None,
 async def received(raw: dict[str, Any]) -> Envelope:
     """``raw`` signed as Checkout.com signs, verified by the receiver's scheme, enveloped."""
     body = orjson.dumps(raw)
-    verified = await build_scheme(ENDPOINT).verify(RawRequest(body, {
-        "content-type": "application/json", "cko-signature": scheme.signature(body, SECRET)}), NOW)
-    [record] = envelopes.records_for(
-        verified, endpoint=ENDPOINT.name, provider="checkout", delivery_id="dlv-1",
-        received_at=RECEIVED_AT, traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01",
-        topic="webhooks.raw")
-    envelope = Envelope.from_json(record.value)
+    [(record, envelope)] = await support.delivered(ENDPOINT, RawRequest(body, {
+        "content-type": "application/json", "cko-signature": scheme.signature(body, SECRET)}),
+        NOW, received_at=RECEIVED_AT)
     assert record.key.decode() == envelope.partition_key
     assert envelope.payload == body  # single-event deliveries keep the signed bytes
     return envelope
@@ -286,12 +282,10 @@ async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -
         events = []
         for sim_event in lifecycle:
             request = sim.sign([sim_event], ENDPOINT, NOW)
-            verified = await scheme_.verify(RawRequest(request.body, request.headers), NOW)
-            [record] = envelopes.records_for(
-                verified, endpoint=ENDPOINT.name, provider="checkout", delivery_id="dlv-2",
-                received_at=RECEIVED_AT, traceparent="00-" + "3" * 32 + "-" + "4" * 16 + "-01",
-                topic="webhooks.raw")
-            envelope = Envelope.from_json(record.value)
+            [(record, envelope)] = await support.delivered(
+                ENDPOINT, RawRequest(request.body, request.headers), NOW, received_at=RECEIVED_AT,
+                delivery_id="dlv-2", traceparent="00-" + "3" * 32 + "-" + "4" * 16 + "-01",
+                scheme=scheme_)
             event_ = checkout.normalize(envelope)
             assert event_ is not None, f"{envelope.event_type} is simulated but unmapped"
             conforms(event_)

@@ -30,7 +30,6 @@ from consumers.errors import NormalizeError
 from consumers.normalize import PROVIDERS, normalizer
 from consumers.normalize import normalize as dispatch
 from consumers.normalize.hmac import normalize
-from ingest.envelopes import records_for
 from ingest.schemes import RawRequest, build_scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import hmac as sim
@@ -38,6 +37,7 @@ from payhooks.sim.base import SimEvent
 from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import EVENT_TYPES, PaymentEvent
+from tests.unit import normalize_support as support
 
 NOW = 1_790_000_000
 RECEIVED = "2026-09-21T12:00:05.000Z"
@@ -221,13 +221,10 @@ async def normalized_lifecycle(endpoint: EndpointSettings, seed: int
     out = []
     for index, sim_event in enumerate(sim.lifecycle(random.Random(seed), NOW)):
         signed = sim.sign([sim_event], endpoint, NOW)
-        verified = await scheme.verify(RawRequest(signed.body, signed.headers), NOW)
-        [record] = records_for(
-            verified, endpoint=endpoint.name, provider="hmac", delivery_id=f"dlv_{seed}_{index}",
-            received_at=RECEIVED,
-            traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            topic="webhooks.raw")
-        env = Envelope.from_json(record.value)
+        [(record, env)] = await support.delivered(
+            endpoint, RawRequest(signed.body, signed.headers), NOW, received_at=RECEIVED,
+            delivery_id=f"dlv_{seed}_{index}",
+            traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", scheme=scheme)
         assert record.key == env.partition_key.encode()
         out.append((sim_event, env, dispatch(env)))
     return out

@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 from consumers.errors import NormalizeError
 from consumers.normalize import normalize as dispatch
 from consumers.normalize.gocardless import normalize
-from ingest.envelopes import records_for
-from ingest.schemes import RawRequest, build_scheme
+from ingest.schemes import RawRequest
 from ingest.schemes.gocardless import payment_ref
 from payhooks.config import EndpointSettings, Secret
 from payhooks.kafka import Record
@@ -30,6 +29,7 @@ from payhooks.sim import gocardless as sim
 from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
+from tests.unit import normalize_support as support
 
 NOW = 1_790_000_000
 RECEIVED = "2026-09-21T12:00:05.000Z"
@@ -218,11 +218,8 @@ async def delivered(rng: random.Random) -> list[tuple[Record, Envelope]]:
     """One simulated payment's events in one signed batch, verified by the receiver's scheme and
     split into one record per event."""
     request = sim.sign(sim.lifecycle(rng, NOW), ENDPOINT, NOW)
-    verified = await build_scheme(ENDPOINT).verify(RawRequest(request.body, request.headers), NOW)
-    return [(record, Envelope.from_json(record.value))
-            for record in records_for(verified, endpoint=ENDPOINT.name, provider="gocardless",
-                                      delivery_id="dlv-1", received_at=RECEIVED,
-                                      traceparent=TRACEPARENT, topic="webhooks.raw")]
+    return await support.delivered(ENDPOINT, RawRequest(request.body, request.headers), NOW,
+                                   received_at=RECEIVED, traceparent=TRACEPARENT)
 
 
 #: what may follow what in one payment's canonical sequence (GoCardless's lifecycle order)

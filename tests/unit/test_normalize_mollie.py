@@ -22,13 +22,13 @@ from consumers import state as sm
 from consumers.errors import NormalizeError
 from consumers.normalize import normalize as dispatch
 from consumers.normalize.mollie import normalize
-from ingest.envelopes import records_for
 from ingest.schemes import RawRequest, build_scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import mollie as sim
 from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
+from tests.unit import normalize_support as support
 
 NOW = 1_790_000_000
 RECEIVED = "2026-09-21T12:00:05.000Z"
@@ -273,6 +273,7 @@ def test_malformed_payloads_of_mapped_events_are_normalize_errors(case: str) -> 
 
 # --- the simulator, end to end --------------------------------------------------------------------
 
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 SIM_ENDPOINT = EndpointSettings(name="mollie-eu", provider="mollie",
                                 secrets=(Secret("mollie-sim-secret-7c1e"),))
 #: the canonical type each simulated Mollie type must become (None: unmapped)
@@ -291,13 +292,9 @@ async def normalized_lifecycle(seed: int) -> list[tuple[Envelope, PaymentEvent |
     out = []
     for index, sim_event in enumerate(sim.lifecycle(random.Random(seed), NOW)):
         signed = sim.sign([sim_event], SIM_ENDPOINT, NOW)
-        verified = await scheme.verify(RawRequest(signed.body, signed.headers), NOW)
-        [record] = records_for(
-            verified, endpoint=SIM_ENDPOINT.name, provider="mollie",
-            delivery_id=f"dlv_{seed}_{index}", received_at=RECEIVED,
-            traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            topic="webhooks.raw")
-        env = Envelope.from_json(record.value)
+        [(record, env)] = await support.delivered(
+            SIM_ENDPOINT, RawRequest(signed.body, signed.headers), NOW, received_at=RECEIVED,
+            delivery_id=f"dlv_{seed}_{index}", traceparent=TRACEPARENT, scheme=scheme)
         assert record.key == env.partition_key.encode()
         assert env.payment_ref == sim_event.payment_ref
         event = dispatch(env)
@@ -398,13 +395,11 @@ async def test_a_redelivery_normalises_to_the_same_event_id_and_facts() -> None:
             signed = sim.sign([sim_event], SIM_ENDPOINT, NOW)
             deliveries = []
             for attempt, received in enumerate((RECEIVED, "2026-09-22T08:00:00.000Z")):
-                verified = await scheme.verify(RawRequest(signed.body, signed.headers), NOW)
-                [record] = records_for(
-                    verified, endpoint=SIM_ENDPOINT.name, provider="mollie",
-                    delivery_id=f"dlv_{attempt}", received_at=received,
-                    traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                    topic="webhooks.raw")
-                deliveries.append(dispatch(Envelope.from_json(record.value)))
+                [(_, env)] = await support.delivered(
+                    SIM_ENDPOINT, RawRequest(signed.body, signed.headers), NOW,
+                    received_at=received, delivery_id=f"dlv_{attempt}",
+                    traceparent=TRACEPARENT, scheme=scheme)
+                deliveries.append(dispatch(env))
             first, second = deliveries
             if first is None or second is None:
                 assert first is second is None

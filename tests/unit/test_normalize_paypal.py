@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 from consumers.errors import NormalizeError
 from consumers.normalize import normalizer, paypal
-from ingest import envelopes
 from ingest.schemes import RawRequest, build_scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import paypal as sim
@@ -33,6 +32,7 @@ from payhooks.sim.base import SimEvent
 from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
+from tests.unit import normalize_support as support
 from tests.unit.paypal_pki import Issued, ca, signing_cert
 
 NOW = 1_790_000_000
@@ -90,13 +90,8 @@ async def received(raw: dict[str, Any] | bytes, endpoint: EndpointSettings) -> E
     kind = orjson.loads(body)["event_type"]
     request = sim.sign([SimEvent(payment_ref="", event_id="", kind=kind,
                                  event=orjson.loads(body))], endpoint, NOW)
-    verified = await build_scheme(endpoint).verify(RawRequest(request.body, request.headers),
-                                                   NOW)
-    [record] = envelopes.records_for(
-        verified, endpoint=endpoint.name, provider="paypal", delivery_id="dlv-1",
-        received_at=RECEIVED_AT, traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01",
-        topic="webhooks.raw")
-    envelope = Envelope.from_json(record.value)
+    [(record, envelope)] = await support.delivered(
+        endpoint, RawRequest(request.body, request.headers), NOW, received_at=RECEIVED_AT)
     assert record.key.decode() == envelope.partition_key
     return envelope
 
@@ -385,12 +380,10 @@ async def test_simulated_lifecycles_keep_money_invariants_once_aliases_resolve(
         events, captures = [], {}
         for sim_event in lifecycle:
             request = sim.sign([sim_event], endpoint, NOW)
-            verified = await scheme.verify(RawRequest(request.body, request.headers), NOW)
-            [record] = envelopes.records_for(
-                verified, endpoint=endpoint.name, provider="paypal", delivery_id="dlv-2",
-                received_at=RECEIVED_AT, traceparent="00-" + "3" * 32 + "-" + "4" * 16 + "-01",
-                topic="webhooks.raw")
-            envelope = Envelope.from_json(record.value)
+            [(record, envelope)] = await support.delivered(
+                endpoint, RawRequest(request.body, request.headers), NOW, received_at=RECEIVED_AT,
+                delivery_id="dlv-2", traceparent="00-" + "3" * 32 + "-" + "4" * 16 + "-01",
+                scheme=scheme)
             event = paypal.normalize(envelope)
             assert event is not None, f"{envelope.event_type} is simulated but unmapped"
             conforms(event)

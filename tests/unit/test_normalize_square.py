@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from consumers.errors import NormalizeError
 from consumers.normalize import normalize as dispatch
 from consumers.normalize.square import normalize
-from ingest.envelopes import records_for
 from ingest.schemes import RawRequest, build_scheme
 from ingest.schemes.square import payment_ref
 from payhooks.config import EndpointSettings, Secret
@@ -32,6 +31,7 @@ from payhooks.sim import square as sim
 from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
+from tests.unit import normalize_support as support
 
 NOW = 1_790_000_000
 RECEIVED = "2026-09-21T12:00:05.000Z"
@@ -318,11 +318,9 @@ async def delivered(rng: random.Random) -> list[tuple[Record, Envelope]]:
     out = []
     for number, event in enumerate(sim.lifecycle(rng, NOW)):
         request = sim.sign([event], ENDPOINT, NOW)
-        verified = await scheme.verify(RawRequest(request.body, request.headers), NOW)
-        for record in records_for(verified, endpoint=ENDPOINT.name, provider="square",
-                                  delivery_id=f"dlv-{number}", received_at=RECEIVED,
-                                  traceparent=TRACEPARENT, topic="webhooks.raw"):
-            out.append((record, Envelope.from_json(record.value)))
+        out += await support.delivered(
+            ENDPOINT, RawRequest(request.body, request.headers), NOW, received_at=RECEIVED,
+            delivery_id=f"dlv-{number}", traceparent=TRACEPARENT, scheme=scheme)
     return out
 
 

@@ -23,7 +23,6 @@ from consumers import state as sm
 from consumers.errors import NormalizeError
 from consumers.normalize import normalize as dispatch
 from consumers.normalize.standard import normalize
-from ingest.envelopes import records_for
 from ingest.schemes import RawRequest, build_scheme
 from ingest.schemes.standard import private_key_text, public_key_text
 from payhooks.config import EndpointSettings, Secret
@@ -32,6 +31,7 @@ from payhooks.sim.base import SimEvent
 from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import EVENT_TYPES, PaymentEvent
+from tests.unit import normalize_support as support
 
 NOW = 1_790_000_000
 RECEIVED = "2026-09-21T12:00:05.000Z"
@@ -316,13 +316,10 @@ async def normalized_lifecycle(endpoint: EndpointSettings, seed: int
     out = []
     for index, sim_event in enumerate(sim.lifecycle(random.Random(seed), NOW)):
         signed = sim.sign([sim_event], endpoint, NOW)
-        verified = await scheme.verify(RawRequest(signed.body, signed.headers), NOW + 3)
-        [record] = records_for(
-            verified, endpoint=endpoint.name, provider="standard",
-            delivery_id=f"dlv_{seed}_{index}", received_at=RECEIVED,
-            traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            topic="webhooks.raw")
-        env = Envelope.from_json(record.value)
+        [(record, env)] = await support.delivered(
+            endpoint, RawRequest(signed.body, signed.headers), NOW + 3, received_at=RECEIVED,
+            delivery_id=f"dlv_{seed}_{index}",
+            traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", scheme=scheme)
         assert record.key == env.partition_key.encode()
         event = dispatch(env)
         assert event is not None, "every simulated event follows the convention"

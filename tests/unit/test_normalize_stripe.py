@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from consumers.errors import NormalizeError
 from consumers.normalize import normalizer, stripe
-from ingest import envelopes
 from ingest.schemes import RawRequest, build_scheme
 from ingest.schemes import stripe as scheme
 from payhooks.config import EndpointSettings, Secret
@@ -28,6 +27,7 @@ from payhooks.sim import stripe as sim
 from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
+from tests.unit import normalize_support as support
 
 SECRET = "whsec_test_3f9a1c0e5b7d4e2a9c8b6f1d0e3a5c7b"
 ENDPOINT = EndpointSettings(name="stripe-eu", provider="stripe", secrets=(Secret(SECRET),))
@@ -83,14 +83,10 @@ def envelope_of(raw: dict[str, Any] | bytes, *, event_type: str | None = None,
 async def received(raw: dict[str, Any]) -> Envelope:
     """``raw`` signed as Stripe signs, verified by the receiver's scheme, enveloped."""
     body = orjson.dumps(raw)
-    verified = await build_scheme(ENDPOINT).verify(RawRequest(body, {
+    [(record, envelope)] = await support.delivered(ENDPOINT, RawRequest(body, {
         "content-type": "application/json",
-        "stripe-signature": scheme.signature_header(body, [SECRET], NOW)}), NOW)
-    [record] = envelopes.records_for(
-        verified, endpoint=ENDPOINT.name, provider="stripe", delivery_id="dlv-1",
-        received_at=RECEIVED_AT, traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01",
-        topic="webhooks.raw")
-    envelope = Envelope.from_json(record.value)
+        "stripe-signature": scheme.signature_header(body, [SECRET], NOW)}), NOW,
+        received_at=RECEIVED_AT)
     assert record.key.decode() == envelope.partition_key
     return envelope
 
@@ -310,12 +306,10 @@ async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -
         events = []
         for sim_event in lifecycle:
             request = sim.sign([sim_event], ENDPOINT, NOW)
-            verified = await scheme_.verify(RawRequest(request.body, request.headers), NOW)
-            [record] = envelopes.records_for(
-                verified, endpoint=ENDPOINT.name, provider="stripe", delivery_id="dlv-2",
-                received_at=RECEIVED_AT, traceparent="00-" + "3" * 32 + "-" + "4" * 16 + "-01",
-                topic="webhooks.raw")
-            envelope = Envelope.from_json(record.value)
+            [(record, envelope)] = await support.delivered(
+                ENDPOINT, RawRequest(request.body, request.headers), NOW, received_at=RECEIVED_AT,
+                delivery_id="dlv-2", traceparent="00-" + "3" * 32 + "-" + "4" * 16 + "-01",
+                scheme=scheme_)
             event = stripe.normalize(envelope)
             assert event is not None, f"{envelope.event_type} is simulated but unmapped"
             conforms(event)
