@@ -26,6 +26,10 @@ EVENT_TYPES: Final = frozenset(
 )
 
 
+#: the largest amount a record may carry: a signed 64-bit integer, what every consumer can hold
+MAX_AMOUNT: Final = 2**63 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentEvent:
     event_id: str  # "{provider}:{provider event id}"
@@ -53,8 +57,8 @@ class PaymentEvent:
             not isinstance(self.amount, int) or isinstance(self.amount, bool)
         ):
             raise TypeError("amount must be an integer number of minor units")
-        if self.amount is not None and self.amount < 0:
-            raise ValueError("amount must not be negative")
+        if self.amount is not None and not 0 <= self.amount <= MAX_AMOUNT:
+            raise ValueError(f"amount must be 0 .. {MAX_AMOUNT} minor units")
         if (self.amount is None) != (self.amount_scope is None):
             raise ValueError("amount_scope is set exactly when amount is")
         if self.amount_scope not in (None, "operation", "total"):

@@ -8,6 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.errors import NormalizeError
+from consumers.normalize import normalize
+from schemas.envelope import Envelope
 from schemas.money import MoneyError, exponent, normalize_currency, to_minor
 
 
@@ -48,3 +51,15 @@ def test_exponents_follow_iso_4217() -> None:
 def test_minor_units_round_trip_through_their_decimal_text(minor: int, currency: str) -> None:
     text = str(Decimal(minor).scaleb(-exponent(currency)))
     assert to_minor(text, currency) == minor
+
+
+def test_canonical_events_refuse_amounts_beyond_64_bits_for_every_provider() -> None:
+    # a Square payment whose amount no consumer's 64-bit integer can hold is poison, not a crash
+    body = (b'{"event_id":"e1","type":"payment.updated","created_at":"2026-11-24T00:00:00Z",'
+            b'"data":{"id":"p1","object":{"payment":{"id":"p1","status":"COMPLETED",'
+            b'"total_money":{"amount":9223372036854775808,"currency":"USD"},'
+            b'"amount_money":{"amount":9223372036854775808,"currency":"USD"}}}}}')
+    envelope = Envelope("d", "square", "square", "e1", "payment.updated", "p1",
+                        "2026-11-24T00:00:00.000Z", 0, body)
+    with pytest.raises(NormalizeError):
+        normalize(envelope)
