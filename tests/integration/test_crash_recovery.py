@@ -214,3 +214,29 @@ async def test_redis_restarted_mid_run_is_rebuilt_from_kafka(
             assert metrics.rebuilds._value.get() >= 1
     finally:
         await redis.aclose()
+
+
+@pytest.fixture
+async def own_broker(tmp_path: Path) -> AsyncIterator[stack.KafkaNode]:
+    node = stack.KafkaNode(tmp_path / "kafka", port=free_port(), controller_port=free_port())
+    node.start()
+    yield node
+    node.stop()
+
+
+async def test_broker_restarted_mid_run_loses_and_doubles_nothing(
+        own_broker: stack.KafkaNode, redis_url: str, crash_settings: Settings) -> None:
+    settings = replace(crash_settings, kafka=replace(crash_settings.kafka,
+                                                     bootstrap_servers=own_broker.bootstrap))
+    await create_topics(settings)
+    expected = await fill_raw(settings, PAYMENTS, seed=21)
+    redis = Redis.from_url(redis_url)
+    try:
+        async with running_worker(settings, redis):
+            await asyncio.sleep(2)  # part of the work is done, part is in flight
+            own_broker.stop()
+            await asyncio.sleep(3)  # the worker retries with backoff meanwhile
+            own_broker.start()
+            await check_outputs(settings, expected)
+    finally:
+        await redis.aclose()
