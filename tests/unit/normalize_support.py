@@ -3,11 +3,21 @@ made into the records, and envelopes, it would publish on ``webhooks.raw``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+import orjson
+from hypothesis import strategies as st
+
+from consumers.errors import NormalizeError
 from ingest.envelopes import records_for
 from ingest.schemes import RawRequest, Scheme, build_scheme
 from payhooks.config import EndpointSettings
 from payhooks.kafka import Record
+from schemas import registry
 from schemas.envelope import Envelope
+from schemas.event import PaymentEvent
 
 #: the traceparent the envelopes carry unless a test passes its own
 TRACEPARENT = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
@@ -24,3 +34,55 @@ async def delivered(endpoint: EndpointSettings, request: RawRequest, now: int, *
                           delivery_id=delivery_id, received_at=received_at,
                           traceparent=traceparent, topic="webhooks.raw")
     return [(record, Envelope.from_json(record.value)) for record in records]
+
+
+# --- shared by the normalisers' property tests --------------------------------------------------
+
+#: the canonical event's JSON Schema, for checking every event a normaliser produces
+EVENT_SCHEMA = jsonschema.Draft202012Validator(registry.load("payhooks.event.v1"),
+                                               format_checker=jsonschema.FormatChecker())
+
+#: arbitrary JSON values, including integers beyond 64 bits and non-finite floats
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                 max_size=5),
+    max_leaves=25,
+)
+
+
+def conforms(event: PaymentEvent) -> PaymentEvent:
+    """``event``, after checking its record value against ``payhooks.event.v1``."""
+    EVENT_SCHEMA.validate(orjson.loads(event.to_json()))
+    return event
+
+
+def with_value(raw: dict[str, Any], value: Any, *path: str | int) -> dict[str, Any]:
+    """A deep copy of ``raw`` with the field at ``path`` replaced by ``value``."""
+    copy = orjson.loads(orjson.dumps(raw))
+    node = copy
+    for name in path[:-1]:
+        node = node[name]
+    node[path[-1]] = value
+    return dict(copy)
+
+
+def field_paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every path to a field of the nested objects in ``node``."""
+    paths = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for name, child in node.items():
+            paths += field_paths(child, (*prefix, name))
+    return paths
+
+
+def outcome_is_an_event_none_or_normalize_error(
+        normalize: Callable[[Envelope], PaymentEvent | None], envelope: Envelope) -> None:
+    """What a normaliser may do with any envelope: a valid event, None, or NormalizeError."""
+    try:
+        event = normalize(envelope)
+    except NormalizeError:
+        return
+    if event is not None:
+        conforms(event)

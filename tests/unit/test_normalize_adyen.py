@@ -12,7 +12,6 @@ import random
 from collections import defaultdict
 from typing import Any
 
-import jsonschema
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -24,7 +23,6 @@ from ingest.schemes import RawRequest
 from ingest.schemes import adyen as scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import adyen as sim
-from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 from tests.unit import normalize_support as support
@@ -35,8 +33,6 @@ NOW = 1_790_000_000
 RECEIVED_AT = "2026-09-21T12:13:20.000Z"
 PAYMENT, CAPTURE, REFUND, DISPUTE = ("8835511210681999", "8535296650153317", "8825408195409505",
                                      "9915555555551234")
-SCHEMA = jsonschema.Draft202012Validator(registry.load("payhooks.event.v1"),
-                                         format_checker=jsonschema.FormatChecker())
 
 
 def item(event_code: str, *, psp: str = PAYMENT, original: str | None = None, value: int = 1130,
@@ -86,9 +82,7 @@ async def received(*items: dict[str, Any]) -> list[Envelope]:
     return out
 
 
-def conforms(event: PaymentEvent) -> PaymentEvent:
-    SCHEMA.validate(orjson.loads(event.to_json()))
-    return event
+conforms = support.conforms
 
 
 # -- realistic items ---------------------------------------------------------------------------
@@ -237,13 +231,7 @@ def _without(raw: dict[str, Any], *path: str) -> dict[str, Any]:
     return dict(copy)
 
 
-def _with(raw: dict[str, Any], value: Any, *path: str) -> dict[str, Any]:
-    copy = orjson.loads(orjson.dumps(raw))
-    node = copy
-    for name in path[:-1]:
-        node = node[name]
-    node[path[-1]] = value
-    return dict(copy)
+_with = support.with_value
 
 
 CAPTURED = modification("CAPTURE", CAPTURE)
@@ -347,13 +335,7 @@ async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -
 
 # -- anything at all ---------------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=5),
-    max_leaves=25,
-)
+JSON = support.ANY_JSON
 EVENT_CODES = st.sampled_from([*adyen._BY_SUCCESS, "CANCEL_OR_REFUND", "REPORT_AVAILABLE"])
 REALISTIC = [e.event for e in sim.lifecycle(random.Random(5), NOW)] + [
     raw for _, raw, _ in TABLE]
@@ -368,12 +350,7 @@ def _leaf_paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]
 
 
 def outcome_is_an_event_none_or_normalize_error(envelope: Envelope) -> None:
-    try:
-        event = adyen.normalize(envelope)
-    except NormalizeError:
-        return
-    if event is not None:
-        conforms(event)
+    support.outcome_is_an_event_none_or_normalize_error(adyen.normalize, envelope)
 
 
 @settings(max_examples=300)

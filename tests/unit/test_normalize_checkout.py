@@ -12,7 +12,6 @@ import random
 from collections import defaultdict
 from typing import Any
 
-import jsonschema
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -24,7 +23,6 @@ from ingest.schemes import RawRequest, build_scheme
 from ingest.schemes import checkout as scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import checkout as sim
-from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 from tests.unit import normalize_support as support
@@ -35,8 +33,6 @@ NOW = 1_790_000_000
 RECEIVED_AT = "2026-09-21T12:13:20.000Z"
 PAY, DSP = "pay_griq7wyqkggu7mnk7ecm6ysrl4", "dsp_9rjdlsd4epepfjyyf9vl"
 ACT_CAPTURE, ACT_REFUND = "act_uqlj3642dyyuroivzdwfg2fysq", "act_fd3h6evhpn3uxdoqbuu3lqnqbm"
-SCHEMA = jsonschema.Draft202012Validator(registry.load("payhooks.event.v1"),
-                                         format_checker=jsonschema.FormatChecker())
 
 
 def event(kind: str, data: dict[str, Any], *, at: dict[str, str] | None = None
@@ -89,9 +85,7 @@ async def received(raw: dict[str, Any]) -> Envelope:
     return envelope
 
 
-def conforms(event: PaymentEvent) -> PaymentEvent:
-    SCHEMA.validate(orjson.loads(event.to_json()))
-    return event
+conforms = support.conforms
 
 
 # -- realistic events --------------------------------------------------------------------------
@@ -194,13 +188,7 @@ def test_types_without_a_canonical_type_map_to_none(kind: str) -> None:
 def test_unmapped_types_are_not_even_read() -> None:
     assert checkout.normalize(envelope_of(b"not json", event_type="card_verified")) is None
 
-def _with(raw: dict[str, Any], value: Any, *path: str) -> dict[str, Any]:
-    copy = orjson.loads(orjson.dumps(raw))
-    node = copy
-    for name in path[:-1]:
-        node = node[name]
-    node[path[-1]] = value
-    return dict(copy)
+_with = support.with_value
 
 
 def _without(raw: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -301,33 +289,17 @@ async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -
 
 # -- anything at all ---------------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=5),
-    max_leaves=25,
-)
+JSON = support.ANY_JSON
 TYPES = st.sampled_from([*checkout._TYPES, "payment_pending"])
 REALISTIC = [e.event for e in sim.lifecycle(random.Random(5), NOW)] + [
     raw for _, raw, _ in TABLE]
 
 
-def _paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    paths = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for name, child in node.items():
-            paths += _paths(child, (*prefix, name))
-    return paths
+_paths = support.field_paths
 
 
 def outcome_is_an_event_none_or_normalize_error(envelope: Envelope) -> None:
-    try:
-        event_ = checkout.normalize(envelope)
-    except NormalizeError:
-        return
-    if event_ is not None:
-        conforms(event_)
+    support.outcome_is_an_event_none_or_normalize_error(checkout.normalize, envelope)
 
 
 @settings(max_examples=300)

@@ -17,7 +17,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -29,7 +28,6 @@ from ingest.schemes import RawRequest, build_scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import paypal as sim
 from payhooks.sim.base import SimEvent
-from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 from tests.unit import normalize_support as support
@@ -42,8 +40,6 @@ CERT_URL = "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594
 RECEIVED_AT = "2026-09-21T12:13:20.000Z"
 ORDER, AUTH, CAPTURE, REFUND = ("5O190127TN364715T", "0VF52814937998046", "3C679366HH908993F",
                                 "1Y107995YT783435V")
-SCHEMA = jsonschema.Draft202012Validator(registry.load("payhooks.event.v1"),
-                                         format_checker=jsonschema.FormatChecker())
 
 
 @functools.cache
@@ -96,9 +92,7 @@ async def received(raw: dict[str, Any] | bytes, endpoint: EndpointSettings) -> E
     return envelope
 
 
-def conforms(event: PaymentEvent) -> PaymentEvent:
-    SCHEMA.validate(orjson.loads(event.to_json()))
-    return event
+conforms = support.conforms
 
 
 # -- realistic events --------------------------------------------------------------------------
@@ -273,13 +267,7 @@ def test_types_without_a_canonical_type_map_to_none(kind: str) -> None:
 def test_unmapped_types_are_not_even_read() -> None:
     assert paypal.normalize(envelope_of(b"not json", event_type="CHECKOUT.ORDER.APPROVED")) is None
 
-def _with(raw: dict[str, Any], value: Any, *path: str | int) -> dict[str, Any]:
-    copy = orjson.loads(orjson.dumps(raw))
-    node = copy
-    for name in path[:-1]:
-        node = node[name]
-    node[path[-1]] = value
-    return dict(copy)
+_with = support.with_value
 
 
 def _without(raw: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -414,13 +402,7 @@ async def test_simulated_lifecycles_keep_money_invariants_once_aliases_resolve(
 
 # -- anything at all ---------------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=5),
-    max_leaves=25,
-)
+JSON = support.ANY_JSON
 TYPES = st.sampled_from([*paypal._TYPES, "PAYMENT.CAPTURE.PENDING"])
 REALISTIC = [e.event for e in sim.lifecycle(random.Random(5), NOW)] + [
     raw for _, raw, _ in TABLE] + [orjson.loads(REAL_REFUND)]
@@ -438,12 +420,7 @@ def _paths(node: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | in
 
 
 def outcome_is_an_event_none_or_normalize_error(envelope: Envelope) -> None:
-    try:
-        event = paypal.normalize(envelope)
-    except NormalizeError:
-        return
-    if event is not None:
-        conforms(event)
+    support.outcome_is_an_event_none_or_normalize_error(paypal.normalize, envelope)
 
 
 @settings(max_examples=300)

@@ -12,7 +12,6 @@ import random
 from collections import defaultdict
 from typing import Any
 
-import jsonschema
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -24,7 +23,6 @@ from ingest.schemes import RawRequest, build_scheme
 from ingest.schemes import stripe as scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import stripe as sim
-from schemas import registry
 from schemas.envelope import Envelope
 from schemas.event import PaymentEvent
 from tests.unit import normalize_support as support
@@ -35,8 +33,6 @@ NOW = 1_790_000_000
 RECEIVED_AT = "2026-09-21T12:13:20.000Z"
 PI, CH, RE, DU = ("pi_3MtwBwLkdIwHu7ix28a3tqPa", "ch_3MtwBwLkdIwHu7ix2Jd7pj2l",
                   "re_3MtwBwLkdIwHu7ix0XqRgmbW", "du_1MtJUT2eZvKYlo2CNaw2HvEv")
-SCHEMA = jsonschema.Draft202012Validator(registry.load("payhooks.event.v1"),
-                                         format_checker=jsonschema.FormatChecker())
 
 
 def stripe_event(kind: str, obj: dict[str, Any], *, created: Any = 1680651737) -> dict[str, Any]:
@@ -91,9 +87,7 @@ async def received(raw: dict[str, Any]) -> Envelope:
     return envelope
 
 
-def conforms(event: PaymentEvent) -> PaymentEvent:
-    SCHEMA.validate(orjson.loads(event.to_json()))
-    return event
+conforms = support.conforms
 
 
 # -- realistic events --------------------------------------------------------------------------
@@ -211,13 +205,7 @@ def test_types_without_a_canonical_type_map_to_none(kind: str, obj: dict[str, An
 def test_unmapped_types_are_not_even_read() -> None:
     assert stripe.normalize(envelope_of(b"not json", event_type="charge.dispute.updated")) is None
 
-def _with(raw: dict[str, Any], value: Any, *path: str) -> dict[str, Any]:
-    copy = orjson.loads(orjson.dumps(raw))
-    node = copy
-    for name in path[:-1]:
-        node = node[name]
-    node[path[-1]] = value
-    return dict(copy)
+_with = support.with_value
 
 
 def _without(raw: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -325,34 +313,18 @@ async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -
 
 # -- anything at all ---------------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=5),
-    max_leaves=25,
-)
+JSON = support.ANY_JSON
 TYPES = st.sampled_from([*stripe._TOTALS, *stripe._REFUND_FAILED, "charge.dispute.created",
                          "charge.dispute.closed", "charge.dispute.updated", "customer.created"])
 REALISTIC = [e.event for e in sim.lifecycle(random.Random(5), NOW)] + [
     raw for _, raw, _ in TABLE]
 
 
-def _paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    paths = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for name, child in node.items():
-            paths += _paths(child, (*prefix, name))
-    return paths
+_paths = support.field_paths
 
 
 def outcome_is_an_event_none_or_normalize_error(envelope: Envelope) -> None:
-    try:
-        event = stripe.normalize(envelope)
-    except NormalizeError:
-        return
-    if event is not None:
-        conforms(event)
+    support.outcome_is_an_event_none_or_normalize_error(stripe.normalize, envelope)
 
 
 @settings(max_examples=300)
