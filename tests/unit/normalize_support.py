@@ -3,7 +3,7 @@ made into the records, and envelopes, it would publish on ``webhooks.raw``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema
@@ -86,3 +86,21 @@ def outcome_is_an_event_none_or_normalize_error(
         return
     if event is not None:
         conforms(event)
+
+
+#: small arbitrary JSON values, for mutating realistic payloads
+SMALL_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8)
+
+
+def all_paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every path into ``node``, the empty one included, through objects and lists."""
+    yield prefix
+    children = node.items() if isinstance(node, dict) else (
+        enumerate(node) if isinstance(node, list) else ())
+    for key, child in children:
+        yield from all_paths(child, (*prefix, key))

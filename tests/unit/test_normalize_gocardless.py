@@ -9,7 +9,6 @@ import contextlib
 import copy
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -255,12 +254,7 @@ async def test_simulated_lifecycles_normalise_in_order_with_partition_keys() -> 
 
 # --- arbitrary payloads ---------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=8)
+JSON = support.SMALL_JSON
 KINDS = st.sampled_from(["payments.created", "payments.confirmed", "payments.failed",
                          "payments.cancelled", "payments.charged_back", "refunds.created",
                          "refunds.failed"]) | st.text(max_size=20)
@@ -269,12 +263,7 @@ SAMPLES = [event("payments", "confirmed"), event("payments", "failed", will_atte
            event("refunds", "created", {"refund": REFUND})]
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    children = node.items() if isinstance(node, dict) else (
-        enumerate(node) if isinstance(node, list) else ())
-    for key, child in children:
-        yield from _paths(child, (*prefix, key))
+_paths = support.all_paths
 
 
 @st.composite

@@ -10,7 +10,6 @@ import copy
 import json
 import random
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -356,12 +355,7 @@ async def test_simulated_lifecycles_normalise_with_money_invariants_and_partitio
 
 # --- arbitrary payloads ---------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=8)
+JSON = support.SMALL_JSON
 KINDS = st.sampled_from(["payment.authorized", "payment.captured", "payment.failed",
                          "refund.processed", "refund.failed", "payment.dispute.created",
                          "payment.dispute.won", "payment.dispute.lost",
@@ -374,12 +368,7 @@ SAMPLES = [body("payment.captured", payment=CAPTURED),
            body("payment.dispute.closed", payment=CAPTURED, dispute=dispute("closed"))]
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    children = node.items() if isinstance(node, dict) else (
-        enumerate(node) if isinstance(node, list) else ())
-    for key, child in children:
-        yield from _paths(child, (*prefix, key))
+_paths = support.all_paths
 
 
 @st.composite

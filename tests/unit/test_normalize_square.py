@@ -11,7 +11,6 @@ import json
 import random
 import types
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -383,12 +382,7 @@ async def test_simulated_refunds_add_up_to_the_refunded_money_of_the_last_update
 
 # --- arbitrary payloads ---------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=8)
+JSON = support.SMALL_JSON
 KINDS = st.sampled_from(["payment.created", "payment.updated", "refund.created",
                          "refund.updated", "dispute.created", "dispute.state.updated",
                          "dispute.state.changed"]) | st.text(max_size=20)
@@ -398,12 +392,7 @@ SAMPLES = [body("payment.updated", payment("COMPLETED", refunded_money=money(10)
            body("dispute.state.updated", dispute("LOST"))]
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    children = node.items() if isinstance(node, dict) else (
-        enumerate(node) if isinstance(node, list) else ())
-    for key, child in children:
-        yield from _paths(child, (*prefix, key))
+_paths = support.all_paths
 
 
 @st.composite
