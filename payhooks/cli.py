@@ -7,43 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
 
 import click
-import orjson
 
 from payhooks import __version__
-from payhooks import logging as plog
-from payhooks.config import ConfigError, Settings, load_settings
-
-EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
-
-
-def _settings(ctx: click.Context) -> Settings:
-    """The configuration, read once per process; a ConfigError is a usage error naming the key."""
-    obj = ctx.ensure_object(dict)
-    if "settings" not in obj:
-        try:
-            obj["settings"] = load_settings(obj.get("config"))
-        except ConfigError as exc:
-            _fail(f"configuration error: {exc}\n  (file: PAYHOOKS_CONFIG or --config)", EXIT_USAGE)
-        plog.configure(obj["settings"].log.level, obj["settings"].log.format)
-    settings: Settings = obj["settings"]
-    return settings
-
-
-def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"payhooks: {message}", err=True)
-    sys.exit(code)
-
-
-def _emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
-    if as_json:
-        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-    else:
-        human()
+from payhooks.clikit import EXIT_FAILED, EXIT_USAGE
+from payhooks.clikit import emit as _emit
+from payhooks.clikit import fail as _fail
+from payhooks.clikit import settings_of as _settings
+from payhooks.commands import dlq, offsets, replay, trace
+from payhooks.config import ConfigError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -213,38 +187,8 @@ def sim(ctx: click.Context, url: str | None, provider: str, endpoint: str | None
         sys.exit(EXIT_FAILED)
 
 
-def _not_yet(name: str, issue: str) -> Callable[..., None]:
-    def command(**_kwargs: Any) -> None:
-        _fail(f"`payhooks {name}` is not implemented yet ({issue}).", EXIT_USAGE)
-
-    command.__doc__ = f"Not implemented yet ({issue})."
-    return command
-
-
-cli.command("replay", context_settings={"ignore_unknown_options": True})(
-    click.argument("args", nargs=-1, type=click.UNPROCESSED)(
-        _not_yet("replay", "on-call tooling")))
-
-
-@cli.group()
-def dlq() -> None:
-    """Dead letters: list, show, redrive."""
-
-
-@cli.group()
-def offsets() -> None:
-    """The worker group's committed offsets: show, reset."""
-
-
-for _group, _names in ((dlq, ("list", "show", "redrive")), (offsets, ("show", "reset"))):
-    for _name in _names:
-        _group.command(_name, context_settings={"ignore_unknown_options": True})(
-            click.argument("args", nargs=-1, type=click.UNPROCESSED)(
-                _not_yet(f"{_group.name} {_name}", "on-call tooling")))
-
-cli.command("trace", context_settings={"ignore_unknown_options": True})(
-    click.argument("args", nargs=-1, type=click.UNPROCESSED)(
-        _not_yet("trace", "on-call tooling")))
+for _command in (replay.replay, dlq.dlq, offsets.offsets, trace.trace):
+    cli.add_command(_command)
 
 
 def main() -> None:

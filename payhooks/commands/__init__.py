@@ -1,0 +1,1 @@
+"""The operator commands (replay, dlq, offsets, trace): click wrappers over ``consumers`` tools."""
