@@ -45,11 +45,13 @@ class Tick:
 
 class Handler:
     def __init__(self, topics: TopicSettings, store: PaymentStore, parking_window: timedelta,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 on_transition: Callable[[machine.Transition], None] | None = None) -> None:
         self._topics = topics
         self._store = store
         self._window = parking_window
         self._clock = clock
+        self._on_transition = on_transition
 
     async def handle(self, record: ConsumerRecord) -> StoredDecision:
         source = SourceRecord.of(record)
@@ -98,12 +100,16 @@ class Handler:
         if decision.snapshot == before and not records:
             return stored  # nothing changes and nothing is written (a duplicate): not stored
         oldest = machine.oldest_parked_at(decision.snapshot)
-        return await self._store.commit(
+        committed = await self._store.commit(
             key, stored,
             snapshot=decision.snapshot if decision.snapshot != before else None,
             expected_rev=rev,
             parked_since=oldest.timestamp() if oldest else None,
         )
+        if self._on_transition is not None:
+            for transition in decision.transitions:
+                self._on_transition(transition)
+        return committed
 
 
 def _log_decision(decision: machine.Decision, payment_id: str) -> None:

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from consumers import failpoints, rebuild
 from consumers.errors import Retryable
 from consumers.handler import Handler, tick_record
+from consumers.state import Transition
 from consumers.store import Conflict, PaymentStore
 from payhooks import kafka
 from payhooks.config import Settings
@@ -51,11 +52,17 @@ class Worker:
         self.store = PaymentStore(redis, settings.redis.key_prefix)
         window = timedelta(seconds=settings.consumer.parking_window_seconds)
         self._window = window
-        self._handler = Handler(settings.topics, self.store, window)
+        self._handler = Handler(settings.topics, self.store, window,
+                                on_transition=self._count_transition)
+        metrics.parking_window.set(window.total_seconds())
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._batch_lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._ticked: dict[str, float] = {}
+
+    def _count_transition(self, transition: Transition) -> None:
+        self._metrics.transitions.labels(transition.to_state,
+                                         "true" if transition.inferred else "false").inc()
 
     # --- lifecycle -----------------------------------------------------------------------------
 

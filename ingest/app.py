@@ -102,6 +102,7 @@ class Receiver:
             return self._refuse(label, Overloaded(f"more than {limit} requests in flight"))
         self.in_flight += 1
         self.metrics.in_flight.inc()
+        started = time.perf_counter()
         try:
             return await self._handle(request, name, label, delivery_id)
         except IngestError as error:
@@ -109,6 +110,7 @@ class Receiver:
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
+            self.metrics.request_seconds.labels(label).observe(time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id", "delivery_id", "endpoint")
 
     async def _handle(self, request: Request, name: str, label: str, delivery_id: str) -> Response:

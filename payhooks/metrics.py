@@ -50,6 +50,13 @@ class IngestMetrics:
             buckets=_PUBLISH_BUCKETS,
             registry=registry,
         )
+        self.request_seconds = Histogram(
+            "payhooks_ingest_request_seconds",
+            "Time to answer a webhook request (any outcome), from routing to the response.",
+            ["endpoint"],
+            buckets=_PUBLISH_BUCKETS,
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "payhooks_ingest_in_flight_requests",
             "Webhook requests being handled right now.",
@@ -66,6 +73,18 @@ class ConsumerMetrics:
             "Events handled, by outcome (applied, duplicate, stale, noted, parked, released, "
             "inferred, unmapped, dlq, redelivered).",
             ["outcome"],
+            registry=registry,
+        )
+        self.transitions = Counter(
+            "payhooks_consumer_transitions_total",
+            "Transitions decided (each written once to payments.transitions), by the state moved "
+            "to and whether the step was inferred.",
+            ["to_state", "inferred"],
+            registry=registry,
+        )
+        self.parking_window = Gauge(
+            "payhooks_consumer_parking_window_seconds",
+            "The configured parking window (for alerts comparing the oldest parked age to it).",
             registry=registry,
         )
         self.batch_seconds = Histogram(
