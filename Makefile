@@ -36,10 +36,12 @@ lint: install
 unit: install
 	$(PY) -m pytest tests/unit tests/http
 
-## bench: R0 / R2 / P0 receiver benchmark on a private Kafka; rewrites its section of BENCHMARKS.md
+## bench: receiver (R0/R2/P0) and worker (C0/C1) benchmarks on a private Kafka; each rewrites its
+## own section of BENCHMARKS.md
 bench: install
 	$(PY) -m payhooks.stack prepare
 	$(PY) -m bench.receiver --write-benchmarks
+	$(PY) -m bench.worker --write-benchmarks
 
 stack-up: install
 	$(PY) -m payhooks.stack up --state-dir $(STATE_DIR)
