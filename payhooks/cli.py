@@ -60,19 +60,22 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 @cli.command()
 @click.option("--metrics-port", type=int, default=None,
-              help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+              help="Serve Prometheus metrics on METRICS_HOST:PORT (/metrics).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Interface for the metrics server (0.0.0.0 in containers).")
 @click.pass_context
-def consume(ctx: click.Context, metrics_port: int | None) -> None:
+def consume(ctx: click.Context, metrics_port: int | None, metrics_host: str) -> None:
     """Run one worker of the consumer group (run several for more partitions).
 
     \b
     Example:
       payhooks consume --metrics-port 9101
+      payhooks consume --metrics-host 0.0.0.0 --metrics-port 9101   # in a container
     """
     from payhooks import services  # noqa: PLC0415
 
     settings = _settings(ctx)
-    asyncio.run(services.consume(settings, metrics_port))
+    asyncio.run(services.consume(settings, metrics_port, metrics_host))
 
 
 @cli.group()

@@ -38,11 +38,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
     uvicorn.Server(config).run()
 
 
-async def consume(settings: Settings, metrics_port: int | None = None) -> None:
+async def consume(settings: Settings, metrics_port: int | None = None,
+                  metrics_host: str = "127.0.0.1") -> None:
     """Run one worker of the group until SIGINT/SIGTERM."""
     registry = CollectorRegistry()
     if metrics_port is not None:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+        start_http_server(metrics_port, addr=metrics_host, registry=registry)
     redis = Redis.from_url(settings.redis.url)
     worker = Worker(settings, redis, ConsumerMetrics(registry))
     stop = asyncio.Event()
