@@ -645,7 +645,7 @@ async def read_live(settings: Settings, payment_id: str) -> Live:
 
 def _unavailable(settings: Settings, exc: KafkaError) -> KafkaUnavailable:
     return KafkaUnavailable(
-        f"Kafka at {settings.kafka.bootstrap_servers} did not answer ({type(exc).__name__}: "
-        f"{exc}); is the broker up (`make stack-up` starts a local one)? Check "
+        f"Kafka at {settings.kafka.bootstrap_servers} did not answer ({exc}); is the broker "
+        "up (`make stack-up` starts a local one)? Check "
         "kafka.bootstrap_servers in the configuration (PAYHOOKS_CONFIG)")
 
