@@ -3,6 +3,9 @@ and dead letters."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 from consumers.codec import snapshot_to_json, state_to_json, transition_to_json
 from consumers.dlq import SourceRecord, dead_letter
 from consumers.state import Decision, Snapshot
@@ -56,3 +59,21 @@ def for_decision(
             records.append(dead_letter(origin, "apply", "ImpossibleTransition",
                                        outcome.reason or "cannot apply", topics.dlq))
     return records
+
+
+def with_traceparent(records: Sequence[Record], incoming: str | None, traceparent: str
+                     ) -> list[Record]:
+    """``records`` with the input's trace context (``incoming``) replaced by ``traceparent``.
+
+    Only headers carried over from the input change: a dead letter of an earlier parked event
+    keeps that event's own context, and records without one (snapshots, a tick's outputs) stay
+    without.
+    """
+    if incoming is None:
+        return list(records)
+    old, new = incoming.encode(), traceparent.encode()
+    return [
+        replace(r, headers=tuple((k, new if k == wire.HEADER_TRACEPARENT and v == old else v)
+                                 for k, v in r.headers))
+        for r in records
+    ]

@@ -24,14 +24,15 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
-from consumers import failpoints, rebuild
+from consumers import failpoints, outputs, rebuild
 from consumers.errors import Retryable
 from consumers.handler import Handler, tick_record
 from consumers.state import Transition
-from consumers.store import Conflict, PaymentStore
+from consumers.store import Conflict, PaymentStore, StoredDecision
 from payhooks import kafka
 from payhooks.config import Settings
 from payhooks.metrics import ConsumerMetrics
+from payhooks.tracing import Tracing, header_traceparent
 from schemas import wire
 
 log = structlog.get_logger("payhooks.consumers")
@@ -44,8 +45,10 @@ _TICK_QUIET = 60.0  # a payment ticked is not ticked again for this long
 
 
 class Worker:
-    def __init__(self, settings: Settings, redis: Redis, metrics: ConsumerMetrics) -> None:
+    def __init__(self, settings: Settings, redis: Redis, metrics: ConsumerMetrics,
+                 tracing: Tracing | None = None) -> None:
         self._settings = settings
+        self._tracing = tracing  # None: off
         self._group = settings.consumer.group_id
         self._topic = settings.topics.raw
         self._metrics = metrics
@@ -171,13 +174,10 @@ class Worker:
         async with producer.transaction():
             for record in records:
                 _bind_record_context(record)
-                decision = await self._handler.handle(record)
-                failpoints.reached("after_redis")
-                for name in ("redelivered",) if decision.redelivered else decision.outcomes:
-                    self._metrics.records.labels(name).inc()
-                for out in decision.records:
-                    await producer.send(out.topic, out.value, key=out.key,
-                                        headers=list(out.headers))
+                if self._tracing is None:
+                    await self._apply(producer, record)
+                else:
+                    await self._apply_traced(producer, record, self._tracing)
             failpoints.reached("after_produce")
             await producer.send_offsets_to_transaction(
                 {tp: records[-1].offset + 1}, self._group)
@@ -190,6 +190,34 @@ class Worker:
             if high is not None:
                 self._metrics.lag.labels(str(tp.partition)).set(
                     max(0, high - records[-1].offset - 1))
+
+    async def _apply(self, producer: AIOKafkaProducer, record: ConsumerRecord) -> None:
+        """Decide on one record and send its outputs into the open transaction."""
+        decision = await self._handler.handle(record)
+        failpoints.reached("after_redis")
+        self._count(decision)
+        for out in decision.records:
+            await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+
+    async def _apply_traced(self, producer: AIOKafkaProducer, record: ConsumerRecord,
+                            tracing: Tracing) -> None:
+        """:meth:`_apply` inside consume, apply and produce spans; the outputs carry the produce
+        span's trace context instead of the input's."""
+        with tracing.consume(record, self._group):
+            with tracing.apply() as span:
+                decision = await self._handler.handle(record)
+                tracing.decided(span, decision.outcomes, decision.redelivered)
+            failpoints.reached("after_redis")
+            self._count(decision)
+            with tracing.produce([out.topic for out in decision.records]) as context:
+                for out in outputs.with_traceparent(
+                        decision.records, header_traceparent(record.headers), context):
+                    await producer.send(out.topic, out.value, key=out.key,
+                                        headers=list(out.headers))
+
+    def _count(self, decision: StoredDecision) -> None:
+        for name in ("redelivered",) if decision.redelivered else decision.outcomes:
+            self._metrics.records.labels(name).inc()
 
     # --- parking expiry ------------------------------------------------------------------------
 

@@ -37,14 +37,18 @@ from ingest.errors import (
 )
 from ingest.problems import problem_response
 from ingest.publisher import Publisher
-from ingest.schemes import RawRequest, Scheme, build_scheme
+from ingest.schemes import RawRequest, Scheme, Verified, build_scheme
 from payhooks.config import Settings
 from payhooks.metrics import IngestMetrics
+from payhooks.tracing import Tracing
 from schemas import timefmt
 
 log = structlog.get_logger("payhooks.ingest")
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+
+#: the webhook route, as the receive span names it
+WEBHOOK_ROUTE = "/webhooks/{endpoint}"
 
 #: metric label for requests to endpoints that are not configured (bounded cardinality)
 UNKNOWN_ENDPOINT_LABEL = "_unknown"
@@ -76,8 +80,10 @@ class Receiver:
         metrics: IngestMetrics,
         clock: Callable[[], float],
         schemes: Mapping[str, Scheme] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = tracing
         self.publisher = publisher
         self.metrics = metrics
         self.clock = clock
@@ -91,6 +97,15 @@ class Receiver:
         name = request.path_params["endpoint"]
         label = name if name in self.schemes else UNKNOWN_ENDPOINT_LABEL
         delivery_id = str(uuid.uuid4())
+        if self.tracing is None:
+            return await self._admit(request, name, label, delivery_id)
+        with self.tracing.receive(request.headers, request.url.path, WEBHOOK_ROUTE) as span:
+            response = await self._admit(request, name, label, delivery_id)
+            self.tracing.responded(span, response.status_code, label, delivery_id)
+            return response
+
+    async def _admit(self, request: Request, name: str, label: str, delivery_id: str
+                     ) -> Response:
         structlog.contextvars.bind_contextvars(
             request_id=_request_id(request.headers) or delivery_id,
             delivery_id=delivery_id,
@@ -120,23 +135,29 @@ class Receiver:
         _check_media_type(request, scheme)
         body = await _read_body(request, self.settings.ingest.max_body_bytes)
         now = self.clock()
-        try:
-            verified = await scheme.verify(RawRequest(body=body, headers=request.headers), now)
-        except VerificationFailed as failure:
-            self.metrics.verification_failures.labels(scheme.provider, failure.reason).inc()
-            log.warning("verification_failed", provider=scheme.provider, reason=failure.reason)
-            raise
-        records = records_for(
-            verified,
-            endpoint=name,
-            provider=scheme.provider,
-            delivery_id=delivery_id,
-            received_at=timefmt.from_unix(now),
-            traceparent=traceparent(request.headers),
-            topic=self.settings.topics.raw,
-        )
-        started = time.perf_counter()
-        await self.publisher.publish(records, self.settings.ingest.publish_timeout_seconds)
+        raw = RawRequest(body=body, headers=request.headers)
+        tracing = self.tracing
+        if tracing is None:
+            verified = await self._verify(scheme, raw, now)
+        else:
+            with tracing.verify(scheme.provider) as span:
+                verified = await self._verify(scheme, raw, now)
+                tracing.verified(span, verified.key_index)
+        build = functools.partial(records_for, verified, endpoint=name, provider=scheme.provider,
+                                  delivery_id=delivery_id, received_at=timefmt.from_unix(now),
+                                  topic=self.settings.topics.raw)
+        if tracing is None:
+            records = build(traceparent=traceparent(request.headers))
+            started = time.perf_counter()
+            await self.publisher.publish(records, self.settings.ingest.publish_timeout_seconds)
+        else:
+            # the records carry the publish span's context: the workers continue this trace
+            event_ids = [e.event_id for e in verified.events]
+            with tracing.publish(self.settings.topics.raw, event_ids) as context:
+                records = build(traceparent=context)
+                started = time.perf_counter()
+                await self.publisher.publish(records,
+                                             self.settings.ingest.publish_timeout_seconds)
         accepted = self._accepted_metrics(label, scheme.provider)
         accepted.publish_seconds.observe(time.perf_counter() - started)
         accepted.events.inc(len(records))
@@ -153,6 +174,14 @@ class Receiver:
             key_index=verified.key_index,
         )
         return Response(scheme.success_body, media_type=scheme.success_media_type)
+
+    async def _verify(self, scheme: Scheme, raw: RawRequest, now: float) -> Verified:
+        try:
+            return await scheme.verify(raw, now)
+        except VerificationFailed as failure:
+            self.metrics.verification_failures.labels(scheme.provider, failure.reason).inc()
+            log.warning("verification_failed", provider=scheme.provider, reason=failure.reason)
+            raise
 
     def _accepted_metrics(self, label: str, provider: str) -> _Accepted:
         """The label children of the success path, looked up once per endpoint."""
@@ -212,14 +241,17 @@ def create_app(
     registry: CollectorRegistry | None = None,
     clock: Callable[[], float] = time.time,
     schemes: Mapping[str, Scheme] | None = None,
+    tracing: Tracing | None = None,
 ) -> Starlette:
     """The receiver. The app starts the publisher on start-up and stops (flushes) it on shutdown.
 
     ``schemes`` replaces the schemes built from the settings for some endpoints (tests give
-    PayPal a certificate fetcher and trust store of their own this way).
+    PayPal a certificate fetcher and trust store of their own this way). ``tracing`` (None: off)
+    makes spans for each webhook; its owner shuts it down.
     """
     registry = registry if registry is not None else CollectorRegistry()
-    receiver = Receiver(settings, publisher, IngestMetrics(registry), clock, schemes)
+    receiver = Receiver(settings, publisher, IngestMetrics(registry), clock, schemes,
+                        tracing)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -254,7 +286,7 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/webhooks/{endpoint}", receiver.webhook, methods=["POST"]),
+            Route(WEBHOOK_ROUTE, receiver.webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -130,6 +130,23 @@ class LogSettings:
     format: str = "json"  # "json" for machines, "console" for people
 
 
+#: where finished spans go: nowhere (the default, no tracing SDK loaded), an OTLP/HTTP collector,
+#: or stdout (one JSON document per span, for a look on a laptop)
+TRACING_EXPORTERS = ("off", "otlp", "console")
+
+
+@dataclass(frozen=True, slots=True)
+class TracingSettings:
+    exporter: str = "off"  # one of TRACING_EXPORTERS
+    otlp_endpoint: str = "http://localhost:4318/v1/traces"  # the collector's OTLP/HTTP traces URL
+    service_name: str = ""  # empty: "payhooks-receiver" / "payhooks-worker"
+    sample_ratio: float = 1.0  # share of new traces kept; a request's sampled flag wins
+
+    @property
+    def enabled(self) -> bool:
+        return self.exporter != "off"
+
+
 @dataclass(frozen=True, slots=True)
 class BasicAuth:
     username: str
@@ -158,6 +175,7 @@ class Settings:
     ingest: IngestSettings = IngestSettings()
     consumer: ConsumerSettings = ConsumerSettings()
     log: LogSettings = LogSettings()
+    tracing: TracingSettings = TracingSettings()
     endpoints: Mapping[str, EndpointSettings] = field(
         default_factory=lambda: types.MappingProxyType({})
     )
@@ -171,6 +189,7 @@ _SECTIONS: dict[str, type] = {
     "ingest": IngestSettings,
     "consumer": ConsumerSettings,
     "log": LogSettings,
+    "tracing": TracingSettings,
 }
 
 T = TypeVar("T")
@@ -277,6 +296,7 @@ def _build_settings(raw: dict[str, Any], source: str) -> Settings:
         if not isinstance(table, dict):
             raise ConfigError(section, "must be a table")
         built[section] = _build_dataclass(cls, table, section)
+    _check_tracing(built["tracing"])
     endpoints = raw.get("endpoints", {})
     if not isinstance(endpoints, dict):
         raise ConfigError("endpoints", "must be a table of endpoint tables")
@@ -284,6 +304,18 @@ def _build_settings(raw: dict[str, Any], source: str) -> Settings:
         {name: _build_endpoint(name, table) for name, table in endpoints.items()}
     )
     return Settings(**built, source=source)
+
+
+def _check_tracing(tracing: TracingSettings) -> None:
+    if tracing.exporter not in TRACING_EXPORTERS:
+        known = ", ".join(TRACING_EXPORTERS)
+        raise ConfigError("tracing.exporter", f"must be one of {known}; got {tracing.exporter!r}")
+    if not 0.0 <= tracing.sample_ratio <= 1.0:
+        raise ConfigError("tracing.sample_ratio",
+                          f"must be between 0 and 1; got {tracing.sample_ratio!r}")
+    if tracing.exporter == "otlp" and not tracing.otlp_endpoint.startswith(("http://", "https://")):
+        raise ConfigError("tracing.otlp_endpoint",
+                          f"must be an http:// or https:// URL; got {tracing.otlp_endpoint!r}")
 
 
 def _build_endpoint(name: str, table: Any) -> EndpointSettings:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from consumers.worker import Worker
 from ingest.app import create_app
 from ingest.publisher import KafkaPublisher
+from payhooks import tracing as tracing_mod
 from payhooks.config import Settings
 from payhooks.metrics import ConsumerMetrics
 
@@ -23,9 +24,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """Run the receiver under uvicorn until SIGINT/SIGTERM.
 
     Shutdown (uvicorn, then our lifespan): stop accepting connections, let in-flight requests
-    finish (up to 30 s), then flush and close the Kafka producer.
+    finish (up to 30 s), then flush and close the Kafka producer; last, export the spans still
+    buffered (when tracing is on).
     """
-    app = create_app(settings, KafkaPublisher(settings.kafka))
+    tracing = tracing_mod.build(settings.tracing, "receiver")
+    app = create_app(settings, KafkaPublisher(settings.kafka), tracing=tracing)
     config = uvicorn.Config(
         app,
         host=host,
@@ -35,17 +38,23 @@ def serve(settings: Settings, host: str, port: int) -> None:
         timeout_graceful_shutdown=30,
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
 
 
 async def consume(settings: Settings, metrics_port: int | None = None,
                   metrics_host: str = "127.0.0.1") -> None:
-    """Run one worker of the group until SIGINT/SIGTERM."""
+    """Run one worker of the group until SIGINT/SIGTERM; on the way out, close Redis and export
+    the spans still buffered (when tracing is on)."""
     registry = CollectorRegistry()
     if metrics_port is not None:
         start_http_server(metrics_port, addr=metrics_host, registry=registry)
     redis = Redis.from_url(settings.redis.url)
-    worker = Worker(settings, redis, ConsumerMetrics(registry))
+    tracing = tracing_mod.build(settings.tracing, "worker")
+    worker = Worker(settings, redis, ConsumerMetrics(registry), tracing)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -54,3 +63,5 @@ async def consume(settings: Settings, metrics_port: int | None = None,
         await worker.run(stop)
     finally:
         await redis.aclose()
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)  # blocks while the exporter flushes

@@ -43,6 +43,7 @@ from payhooks.config import (
     TopicSettings,
 )
 from payhooks.metrics import ConsumerMetrics
+from payhooks.tracing import Tracing
 
 STRIPE_SECRET = "whsec_test_3f9a1c0e5b7d4e2a9c8b6f1d0e3a5c7b"
 STRIPE_OLD_SECRET = "whsec_test_old_0b1c2d3e4f5a6b7c8d9e0f1a2b3c"
@@ -203,9 +204,11 @@ async def serving(app: Starlette) -> AsyncIterator[tuple[str, uvicorn.Server]]:
 
 
 @contextlib.asynccontextmanager
-async def running_receiver(settings: Settings) -> AsyncIterator[str]:
+async def running_receiver(settings: Settings, tracing: Tracing | None = None
+                           ) -> AsyncIterator[str]:
     """The real receiver under uvicorn on a free port, with a real Kafka publisher."""
-    app = create_app(settings, KafkaPublisher(settings.kafka), registry=CollectorRegistry())
+    app = create_app(settings, KafkaPublisher(settings.kafka), registry=CollectorRegistry(),
+                     tracing=tracing)
     async with serving(app) as (url, _server):
         yield url
 
@@ -217,10 +220,11 @@ async def receiver_url(settings: Settings) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, redis: Redis) -> AsyncIterator[ConsumerMetrics]:
+async def running_worker(settings: Settings, redis: Redis, tracing: Tracing | None = None
+                         ) -> AsyncIterator[ConsumerMetrics]:
     """One real worker of the settings' group, in this event loop, until the block ends."""
     metrics = ConsumerMetrics(CollectorRegistry())
-    worker = Worker(settings, redis, metrics)
+    worker = Worker(settings, redis, metrics, tracing)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
