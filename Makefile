@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STATE_DIR ?= .stack
 
-.PHONY: install run test lint unit bench stack-up stack-down stack-status clean
+.PHONY: install tools run test lint unit bench stack-up stack-down stack-status clean
 
 # A virtualenv with the package (editable) and its test tools, pinned by constraints.txt.
 # Re-installed whenever pyproject.toml or constraints.txt change.
@@ -20,12 +20,32 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+## tools: promtool (from Debian's prometheus package) for the alert-rule tests, installed with
+## apt-get only when missing; maintainer scripts are kept from starting a Prometheus server
+tools:
+	@command -v promtool >/dev/null 2>&1 && exit 0; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "promtool is missing and apt-get is unavailable: install promtool (Prometheus 2.x," \
+	       "https://prometheus.io/download/) and put it on PATH, then run make test again"; exit 1; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "promtool is missing: run 'sudo apt-get install prometheus' (only promtool is used)," \
+	       "then make test again"; exit 1; fi; \
+	echo "installing promtool: apt-get install prometheus (no service is started)"; \
+	policy=/usr/sbin/policy-rc.d; made=""; \
+	if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy; chmod 755 $$policy; made=1; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	status=$$?; [ -n "$$made" ] && rm -f $$policy; \
+	if [ $$status != 0 ] || ! command -v promtool >/dev/null 2>&1; then \
+	  echo "apt-get install prometheus failed (exit $$status); install promtool by hand"; exit 1; fi; \
+	promtool --version | head -1
+
 ## run: the whole pipeline locally with a simulated Stripe flow; Ctrl-C stops what it started
 run: install
 	PAYHOOKS_STATE_DIR=$(STATE_DIR) $(PY) -m payhooks.devrun
 
 ## test: lint, types, and every test against real Kafka and Redis
-test: install lint
+test: install tools lint
 	$(PY) -m payhooks.stack prepare
 	$(PY) -m pytest
 
