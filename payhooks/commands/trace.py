@@ -58,8 +58,6 @@ def trace(ctx: click.Context, payment_id: str, since: str | None, until: str | N
     from payhooks.config import PROVIDERS  # noqa: PLC0415
 
     settings = settings_of(ctx)
-    # the client's own connection errors would repeat, as log lines, what the error below says
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     problem = tracing.check_payment_id(payment_id, PROVIDERS)
     if problem:
         fail(problem, EXIT_USAGE)
@@ -72,7 +70,7 @@ def trace(ctx: click.Context, payment_id: str, since: str | None, until: str | N
         fail(f"--since/--until: {exc}", EXIT_USAGE)
     if window.since and window.until and window.since >= window.until:
         fail("--since must be before --until", EXIT_USAGE)
-    with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+    with _progress(enabled=not as_json and sys.stderr.isatty()) as progress, _quiet("aiokafka"):
         try:
             timeline = asyncio.run(tracing.trace(settings, payment_id, now=now, window=window,
                                                  payload=payload, progress=progress))
@@ -95,6 +93,18 @@ def _not_found(timeline: Timeline) -> str:
     return (f"no record of {timeline.payment_id} ({read or 'no topic read'}) and {redis}.{wider}"
             " Check the id: it is the records' key {provider}:{payment reference}, e.g. "
             "stripe:pi_3PqX2aLkdIwHu7ix (the PaymentIntent, not the event or charge id).")
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Silence ``logger`` meanwhile: its connection errors would repeat what we say once."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 @contextmanager
@@ -123,13 +133,14 @@ def _print(timeline: Timeline) -> None:
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    console = Console(width=None if sys.stdout.isatty() else 220, highlight=False,
+    # a terminal wraps long cells; a pipe or a file gets one line per row (for grep)
+    console = Console(width=None if sys.stdout.isatty() else 1000, highlight=False,
                       markup=False)
     table = Table(title=f"payment {timeline.payment_id}", title_justify="left",
                   show_lines=False, pad_edge=False)
     for name in ("time", "where", "outcome", "delivery id", "event id", "type", "v",
                  "own time", "detail"):
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in ("time", "v"))
     for row in timeline.rows:
         table.add_row(row.at, row.where, row.outcome, row.delivery_id or "",
                       row.event_id or row.provider_event_id or "", row.type or "",
@@ -143,7 +154,7 @@ def _print(timeline: Timeline) -> None:
     console.print(_live_line(timeline))
     for note in timeline.notes:
         console.print(f"note: {note}")
-    read = "; ".join(f"{s.topic}[{s.partition}] {s.start}..{s.end} ({s.matched} of {s.records})"
+    read = "; ".join(f"{s.topic}[{s.partition}] offsets {s.start}..{s.end} ({s.matched} matched)"
                      for s in timeline.scans)
     console.print(f"read: {read}" if read else "read: nothing", style="dim")
 
