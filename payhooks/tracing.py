@@ -19,6 +19,7 @@ secrets or exception messages (an error is recorded by its class name only).
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -203,7 +204,7 @@ def build(settings: TracingSettings, component: str) -> Tracing | None:
         # exporter itself, so they stay out of payhooks' settings and logs
         exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint)
     else:
-        exporter = ConsoleSpanExporter()
+        exporter = ConsoleSpanExporter(out=sys.stdout)  # today's stdout, not the import-time one
     resource = Resource.create({
         "service.name": settings.service_name or f"payhooks-{component}",
         "service.version": __version__,
