@@ -146,12 +146,15 @@ def topics_apply(ctx: click.Context, path: Path | None, partitions: int | None, 
               help="Share of payments whose events arrive shuffled.")
 @click.option("--rate", type=float, default=None, help="Requests per second [default: max].")
 @click.option("--concurrency", type=int, default=8, show_default=True)
+@click.option("--attempts", type=click.IntRange(1, 20), default=4, show_default=True,
+              help="Tries per delivery: connection errors and 429/5xx answers are retried, "
+                   "as a PSP would.")
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable traffic.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def sim(ctx: click.Context, url: str | None, provider: str, endpoint: str | None, payments: int,
         duplicates: float, reorder: float, rate: float | None, concurrency: int,
-        seed: int | None, as_json: bool) -> None:
+        attempts: int, seed: int | None, as_json: bool) -> None:
     """Send realistic, correctly signed PSP webhooks: whole payment lifecycles.
 
     \b
@@ -175,7 +178,8 @@ def sim(ctx: click.Context, url: str | None, provider: str, endpoint: str | None
     deliveries, summary = sim_mod.plan(provider, payments, duplicates=duplicates,
                                        reorder=reorder, seed=seed)
     summary = asyncio.run(sim_mod.send(target, provider, chosen, deliveries, summary,
-                                       rate=rate, concurrency=concurrency))
+                                       rate=rate, concurrency=concurrency,
+                                       attempts=attempts))
     data = summary.as_dict()
 
     def human() -> None:
@@ -183,7 +187,8 @@ def sim(ctx: click.Context, url: str | None, provider: str, endpoint: str | None
                    f"in {data['seconds']} s ({data['duplicates']} duplicates, "
                    f"{data['reordered']} payments reordered)")
         click.echo(f"answers: {data['statuses']}" + (f", errors: {data['errors']}"
-                                                      if data["errors"] else ""))
+                                                      if data["errors"] else "")
+                   + (f", {data['retries']} retried" if data["retries"] else ""))
 
     _emit(data, as_json, human)
     if summary.accepted != summary.sent:

@@ -15,9 +15,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import httpx
+import stamina
 
 from payhooks.config import EndpointSettings
 from payhooks.sim.base import ProviderSim, SignedRequest, SimEvent
@@ -58,6 +59,7 @@ class Summary:
     reordered: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    retries: int = 0  # deliveries sent again after a connection error or a 429/5xx answer
     seconds: float = 0.0
 
     @property
@@ -73,6 +75,7 @@ class Summary:
             "reordered": self.reordered,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "errors": dict(self.errors),
+            "retries": self.retries,
             "seconds": round(self.seconds, 3),
             "rate_per_second": round(self.sent / self.seconds, 1) if self.seconds else None,
         }
@@ -129,6 +132,44 @@ def signed_request(provider: str, delivery: Delivery, endpoint: EndpointSettings
     return signed
 
 
+#: answers a PSP retries (the receiver's 503 with Retry-After above all)
+_RETRIED_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+
+
+class _RetriedAnswer(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+async def _deliver(client: httpx.AsyncClient, url: str, provider: str,
+                   endpoint: EndpointSettings, delivery: Delivery, summary: Summary,
+                   attempts: int) -> None:
+    """Send one delivery, retrying as a PSP would; count its final answer or error."""
+    try:
+        async for attempt in stamina.retry_context(
+                on=(httpx.TransportError, _RetriedAnswer), attempts=attempts, timeout=None,
+                wait_initial=0.2, wait_max=2.0):
+            with attempt:
+                if attempt.num > 1:
+                    summary.retries += 1
+                signed = signed_request(provider, delivery, endpoint, int(time.time()))
+                status = await _post(client, url, signed)
+                summary.statuses[status] += 1
+    except _RetriedAnswer as answer:
+        summary.statuses[answer.status] += 1
+    except httpx.HTTPError as exc:
+        summary.errors[type(exc).__name__] += 1
+
+
+async def _post(client: httpx.AsyncClient, url: str, signed: SignedRequest) -> int:
+    """POST one signed request; an answer a PSP would retry raises :class:`_RetriedAnswer`."""
+    response = await client.post(url, content=signed.body, headers=signed.headers)
+    if response.status_code in _RETRIED_STATUSES:
+        raise _RetriedAnswer(response.status_code)
+    return response.status_code
+
+
 async def send(
     url: str,
     provider: str,
@@ -139,11 +180,14 @@ async def send(
     rate: float | None = None,
     concurrency: int = 8,
     timeout: float = 10.0,
+    attempts: int = 4,
 ) -> Summary:
     """POST every delivery, ``concurrency`` at a time, at most ``rate`` per second overall.
 
     Deliveries of one payment go out in their planned order (one payment is never sent
-    concurrently with itself), so the planned reordering is what the receiver sees.
+    concurrently with itself), so the planned reordering is what the receiver sees. Like a PSP,
+    a delivery that meets a connection error or a 429/5xx answer is re-signed and sent again,
+    up to ``attempts`` times in all (``attempts=1``: never retried); its final answer counts.
     """
     started = time.perf_counter()
     interval = 1.0 / rate if rate else 0.0
@@ -157,12 +201,7 @@ async def send(
             if interval:
                 slot = next_slot[0] = max(next_slot[0] + interval, time.perf_counter())
                 await asyncio.sleep(max(0.0, slot - time.perf_counter()))
-            signed = signed_request(provider, delivery, endpoint, int(time.time()))
-            try:
-                response = await client.post(url, content=signed.body, headers=signed.headers)
-                summary.statuses[response.status_code] += 1
-            except httpx.HTTPError as exc:
-                summary.errors[type(exc).__name__] += 1
+            await _deliver(client, url, provider, endpoint, delivery, summary, attempts)
             summary.sent += 1
 
     # tasks are created in plan order and per-payment locks are FIFO: order within a payment holds
