@@ -25,7 +25,9 @@ Every event gets exactly one outcome:
 - ``parked``: its predecessor has not been seen (a refund before the capture); it waits, and
   is ``released`` (applied) when the predecessor arrives, or handled by :func:`expire` once
   the parking window passes: applied with the steps it proves marked ``inferred``, or
-  ``dead`` (to the DLQ) when it cannot be applied;
+  ``dead`` (to the DLQ) when it cannot be applied. A capture whose provider says no
+  authorization will come (``authorization_expected`` false: automatic capture) does not wait:
+  it applies at once with its authorization ``inferred``;
 - ``dead``: impossible (currency changes, refunds beyond captures): goes to the DLQ.
 """
 
@@ -248,6 +250,15 @@ def apply(snap: Snapshot, event: PaymentEvent, now: datetime, source: str | None
     at = timefmt.to_wire(now)
     snap = _remember(snap, event.event_id)
     step = _step(snap, event)
+    if step.kind == "early" and snap.state is None and not event.authorization_expected:
+        # an automatic capture: no authorization will come to wait for; apply it now with
+        # the authorization it proves, inferred, exactly as if its parking window had passed
+        snap, outcome, transitions = _infer_and_apply(snap, Parked(event, at, source), at)
+        if outcome.name in ("inferred", "released"):
+            snap, released, more = _release(snap, at)
+            return Decision(snap, (replace(outcome, name="inferred"), *released),
+                            (*transitions, *more))
+        return Decision(snap, (outcome,), tuple(transitions))
     if step.kind == "early":
         parked = replace(snap, parked=(*snap.parked, Parked(event, at, source)))
         return Decision(parked, (Outcome(event, "parked", step.reason),))

@@ -49,6 +49,12 @@ class PaymentEvent:
     occurred_at: str  # RFC 3339 UTC
     received_at: str
     delivery_id: str
+    #: False when the provider reports this capture as the payment's first event (an automatic
+    #: capture: Stripe's automatic capture_method, a Braintree settlement, a direct debit): no
+    #: authorization event will ever come, so the state machine applies it at once, with the
+    #: authorization it proves marked inferred, instead of parking it for the window.
+    #: Written to the wire only when False (``payhooks.event.v1`` marks it optional).
+    authorization_expected: bool = True
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
@@ -69,10 +75,13 @@ class PaymentEvent:
             raise ValueError(f"currency {self.currency!r} is not an upper-case ISO 4217 code")
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"schema": wire.SCHEMA_EVENT_V1, **asdict(self)})
+        return orjson.dumps({"schema": wire.SCHEMA_EVENT_V1, **self.as_dict()})
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        if self.authorization_expected:
+            del doc["authorization_expected"]  # the default: not written
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> PaymentEvent:

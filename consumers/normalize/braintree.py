@@ -129,7 +129,9 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     return fields.payment_event(
         envelope, PROVIDER, canonical=mapped.type, operation_id=mapped.operation_id,
         amount=mapped.amount, amount_scope=mapped.scope, currency=mapped.currency,
-        occurred_at=fields.wire_time(notification.timestamp, "Braintree timestamp"))
+        occurred_at=fields.wire_time(notification.timestamp, "Braintree timestamp"),
+        # Braintree never sends an authorization webhook: a settlement is a payment's first event
+        authorization_expected=mapped.type != "payment.captured")
 
 
 def _transaction(kind: str, transaction: ET.Element) -> Mapped | None:

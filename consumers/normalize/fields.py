@@ -152,7 +152,8 @@ def wire_time(value: str, label: str) -> str:
 
 def payment_event(envelope: Envelope, provider: str, *, canonical: str, operation_id: str | None,
                   amount: int | None, amount_scope: str | None, currency: str | None,
-                  occurred_at: str, payment_ref: str | None = None) -> PaymentEvent:
+                  occurred_at: str, payment_ref: str | None = None,
+                  authorization_expected: bool = True) -> PaymentEvent:
     """The canonical event: the envelope's common fields plus what the provider's payload said.
 
     ``payment_ref`` defaults to the envelope's (the record key's); PayPal's capture alias and the
@@ -174,6 +175,7 @@ def payment_event(envelope: Envelope, provider: str, *, canonical: str, operatio
             occurred_at=occurred_at,
             received_at=envelope.received_at,
             delivery_id=envelope.delivery_id,
+            authorization_expected=authorization_expected,
         )
     except (ValueError, TypeError) as exc:  # a canonical value refused the provider's data
         raise NormalizeError(str(exc)) from None

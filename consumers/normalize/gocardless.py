@@ -110,4 +110,6 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     return fields.payment_event(
         envelope, PROVIDER, canonical=canonical, operation_id=operation_id,
         amount=None, amount_scope=None, currency=None,  # GoCardless events carry no amounts
-        occurred_at=fields.iso_time(event, "created_at", "GoCardless event"))
+        occurred_at=fields.iso_time(event, "created_at", "GoCardless event"),
+        # a direct debit is never authorized first: its confirmation is its first money event
+        authorization_expected=canonical != "payment.captured")

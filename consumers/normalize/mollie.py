@@ -112,7 +112,11 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     return fields.payment_event(
         envelope, PROVIDER, canonical=canonical, operation_id=operation_id, amount=amount,
         amount_scope=scope, currency=currency,
-        occurred_at=fields.iso_time(event, "createdAt", "Mollie event"))
+        occurred_at=fields.iso_time(event, "createdAt", "Mollie event"),
+        # a payment paid without ever being authorized (iDEAL, cards with automatic capture)
+        # reports no authorization; one with authorizedAt had its payment.authorized
+        authorization_expected=not (kind == "payment.paid"
+                                     and entity.get("authorizedAt") is None))
 
 
 def _payment_type(kind: str, payment: dict[str, Any]) -> str:

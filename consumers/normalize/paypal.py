@@ -122,10 +122,13 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
             operation_id = fields.text(resource, "id", "resource")
         if resource.get("amount") is not None:
             currency = _money(resource, "amount")[1]
+    # an order captured at once (intent CAPTURE) has no authorization: its capture names none
+    automatic = canonical == "payment.captured" and _related(resource, "authorization_id") is None
     return fields.payment_event(envelope, PROVIDER, canonical=canonical, payment_ref=payment_ref,
                                 operation_id=operation_id, amount=amount, amount_scope=scope,
                                 currency=currency,
-                                occurred_at=fields.iso_time(event, "create_time", "event"))
+                                occurred_at=fields.iso_time(event, "create_time", "event"),
+                                authorization_expected=not automatic)
 
 
 def _payment_ref(envelope: Envelope, canonical: str, resource: dict[str, Any]) -> str:
@@ -143,10 +146,15 @@ def _payment_ref(envelope: Envelope, canonical: str, resource: dict[str, Any]) -
 
 
 def _order_id(resource: dict[str, Any]) -> str | None:
+    return _related(resource, "order_id")
+
+
+def _related(resource: dict[str, Any], name: str) -> str | None:
+    """``resource.supplementary_data.related_ids.<name>``, when it is a non-empty string."""
     supplementary = resource.get("supplementary_data")
     related = supplementary.get("related_ids") if isinstance(supplementary, dict) else None
-    order_id = related.get("order_id") if isinstance(related, dict) else None
-    return order_id if isinstance(order_id, str) and order_id else None
+    value = related.get(name) if isinstance(related, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def _refunded_capture(resource: dict[str, Any]) -> str:

@@ -121,7 +121,10 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
     return fields.payment_event(
         envelope, PROVIDER, canonical=mapped.type, operation_id=mapped.operation_id,
         amount=mapped.amount, amount_scope=mapped.scope, currency=mapped.currency,
-        occurred_at=fields.iso_time(event, "created_at", "Square event"))
+        occurred_at=fields.iso_time(event, "created_at", "Square event"),
+        # a payment created already COMPLETED (autocomplete) was never APPROVED on its own
+        authorization_expected=not (kind == "payment.created"
+                                    and mapped.type == "payment.captured"))
 
 
 def _payment(payment: dict[str, Any]) -> Mapped | None:

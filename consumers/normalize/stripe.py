@@ -69,6 +69,8 @@ _TOTALS: Final[dict[str, tuple[str, str | None]]] = {
     "payment_intent.payment_failed": ("payment.authorization_failed", None),
     "charge.failed": ("payment.authorization_failed", None),
 }
+_AUTOMATIC: Final = ("automatic", "automatic_async")  # capture_method values (a tuple: the
+# payload value may be any JSON, unhashable included)
 _REFUND_FAILED: Final = frozenset({"refund.failed", "refund.updated", "charge.refund.updated"})
 _DISPUTES: Final = frozenset({"charge.dispute.created", "charge.dispute.closed"})
 _OBJ = "data.object"  # where the fields of the object an event is about are read
@@ -105,10 +107,13 @@ def normalize(envelope: Envelope) -> PaymentEvent | None:
         currency = fields.optional_currency(obj, "currency", _OBJ)
     else:
         currency = fields.currency(obj, "currency", _OBJ)
+    # an automatically captured PaymentIntent never reports an authorization
+    automatic = kind == "payment_intent.succeeded" and obj.get("capture_method") in _AUTOMATIC
     return fields.payment_event(envelope, PROVIDER, canonical=canonical,
                                 operation_id=operation_id, amount=amount, amount_scope=scope,
                                 currency=currency,
-                                occurred_at=fields.unix_time(event, "created", "event"))
+                                occurred_at=fields.unix_time(event, "created", "event"),
+                                authorization_expected=not automatic)
 
 
 def _canonical_type(kind: str, obj: dict[str, Any]) -> str | None:

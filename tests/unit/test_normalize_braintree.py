@@ -428,3 +428,13 @@ def test_arbitrary_decoded_payloads_raise_nothing_but_normalize_error(
         document: bytes, kind: str) -> None:
     with contextlib.suppress(NormalizeError):
         normalize(raw_envelope(payload_form(base64.b64encode(document)), kind=kind))
+
+
+def test_a_settlement_expects_no_authorization_but_a_refund_still_waits_for_its_capture() -> None:
+    settled = normalize(raw_envelope(form("transaction_settled", transaction())))
+    assert settled is not None
+    assert (settled.type, settled.authorization_expected) == ("payment.captured", False)
+    credit = transaction("cr1", kind="credit", refunded="7p5xfbdm", amount="5.00")
+    refunded = normalize(raw_envelope(form("transaction_settled", credit), ref="7p5xfbdm"))
+    assert refunded is not None
+    assert (refunded.type, refunded.authorization_expected) == ("payment.refunded", True)

@@ -307,3 +307,9 @@ def test_arbitrary_gocardless_payloads_raise_nothing_but_normalize_error(
 def test_arbitrary_bytes_raise_nothing_but_normalize_error(raw: bytes, kind: str) -> None:
     with contextlib.suppress(NormalizeError):
         normalize(envelope(None, kind=kind, raw=raw))
+
+
+def test_a_confirmed_direct_debit_expects_no_authorization() -> None:
+    confirmed = normalize(envelope(event("payments", "confirmed")))
+    assert confirmed is not None
+    assert (confirmed.type, confirmed.authorization_expected) == ("payment.captured", False)

@@ -457,3 +457,14 @@ def test_decimal_amounts_become_exact_minor_units(minor: int, currency: str, kin
     assert event is not None
     assert (event.amount, event.currency) == (minor, currency)
     assert_valid(event)
+
+
+def test_a_payment_paid_without_authorization_expects_none_and_an_authorized_one_does() -> None:
+    ideal = normalize(envelope(event_body("payment.paid", payment("paid", method="ideal",
+                                                                  paidAt=CREATED))))
+    card = normalize(envelope(event_body("payment.paid", payment(
+        "paid", authorizedAt=CREATED, paidAt=CREATED, amountCaptured=money("10.00")))))
+    assert ideal is not None
+    assert card is not None
+    assert (ideal.type, ideal.authorization_expected) == ("payment.captured", False)
+    assert (card.type, card.authorization_expected) == ("payment.captured", True)

@@ -440,3 +440,14 @@ def test_realistic_events_with_any_field_replaced_raise_nothing_but_normalize_er
     outcome_is_an_event_none_or_normalize_error(
         envelope_of(_with(raw, replacement, *path), event_type=raw["event_type"],
                     payment_ref=payment_ref))
+
+
+def test_a_capture_naming_no_authorization_expects_none() -> None:
+    authorized = capture()
+    immediate = capture()
+    immediate["supplementary_data"] = {"related_ids": {"order_id": ORDER}}
+    for resource, expected in ((authorized, True), (immediate, False)):
+        raw = webhook("PAYMENT.CAPTURE.COMPLETED", "capture", resource)
+        event = paypal.normalize(envelope_of(raw))
+        assert event is not None
+        assert (event.type, event.authorization_expected) == ("payment.captured", expected)

@@ -435,3 +435,12 @@ def test_arbitrary_square_payloads_raise_nothing_but_normalize_error(
 def test_arbitrary_bytes_raise_nothing_but_normalize_error(raw: bytes, kind: str) -> None:
     with contextlib.suppress(NormalizeError):
         normalize(envelope(None, kind=kind, raw=raw))
+
+
+def test_a_payment_created_completed_expects_no_authorization_an_updated_one_does() -> None:
+    created = normalize(envelope(body("payment.created", payment("COMPLETED"))))
+    updated = normalize(envelope(body("payment.updated", payment("COMPLETED"))))
+    assert created is not None
+    assert updated is not None
+    assert (created.type, created.authorization_expected) == ("payment.captured", False)
+    assert (updated.type, updated.authorization_expected) == ("payment.captured", True)

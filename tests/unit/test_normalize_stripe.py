@@ -343,3 +343,19 @@ def test_realistic_events_with_any_field_replaced_raise_nothing_but_normalize_er
     path = data.draw(st.sampled_from(_paths(raw)))
     outcome_is_an_event_none_or_normalize_error(
         envelope_of(_with(raw, replacement, *path), event_type=raw["type"]))
+
+
+@pytest.mark.parametrize(("capture_method", "expected"), [
+    ("automatic", False), ("automatic_async", False), ("manual", True)])
+def test_only_an_automatically_captured_intent_expects_no_authorization(
+        capture_method: str, expected: bool) -> None:
+    obj = intent(capture_method=capture_method, amount_received=2000, status="succeeded")
+    event = stripe.normalize(envelope_of(stripe_event("payment_intent.succeeded", obj)))
+    assert event is not None
+    assert (event.type, event.authorization_expected) == ("payment.captured", expected)
+
+
+def test_a_manual_charge_capture_expects_its_authorization() -> None:
+    event = stripe.normalize(envelope_of(stripe_event("charge.captured", charge())))
+    assert event is not None
+    assert (event.type, event.authorization_expected) == ("payment.captured", True)

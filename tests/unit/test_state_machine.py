@@ -316,3 +316,52 @@ def test_a_higher_authorization_later_raises_the_authorized_total_in_place() -> 
     assert [(t.from_state, t.to_state) for t in decision.transitions][2] == ("captured", "captured")
     assert decision.snapshot.totals.authorized == 1500
     assert decision.snapshot.totals.captured == 1400
+
+
+def automatic(amount: int = 500) -> PaymentEvent:
+    """A capture whose provider sends no authorization before it (automatic capture)."""
+    return replace(ev("payment.captured", amount), authorization_expected=False)
+
+
+def test_an_automatic_capture_applies_at_once_with_its_authorization_inferred() -> None:
+    decision = run(automatic(500))
+    assert [o.name for o in decision.outcomes] == ["inferred"]
+    assert [(t.version, t.from_state, t.to_state, t.inferred) for t in decision.transitions] == [
+        (1, None, "authorized", True), (2, "authorized", "captured", False)]
+    assert decision.snapshot.totals == sm.Totals(authorized=500, captured=500)
+    assert decision.snapshot.parked == ()
+
+
+def test_a_capture_that_expects_its_authorization_still_parks() -> None:
+    decision = run(ev("payment.captured", 500))
+    assert [o.name for o in decision.outcomes] == ["parked"]
+    assert decision.transitions == ()
+
+
+def test_an_automatic_capture_releases_a_refund_parked_before_it() -> None:
+    refund = ev("payment.refunded", 200, "r1")
+    decision = run(refund, automatic(500))
+    assert [o.name for o in decision.outcomes] == ["parked", "inferred", "released"]
+    assert [t.to_state for t in decision.transitions] == [
+        "authorized", "captured", "partially_refunded"]
+    assert decision.snapshot.totals == sm.Totals(authorized=500, captured=500, refunded=200)
+
+
+def test_an_authorization_after_an_automatic_capture_is_stale() -> None:
+    decision = run(automatic(500), ev("payment.authorized", 500))
+    assert [o.name for o in decision.outcomes] == ["inferred", "stale"]
+    assert len(decision.transitions) == 2
+
+
+def test_an_automatic_capture_twice_applies_once() -> None:
+    capture = automatic(500)
+    decision = run(capture, capture)
+    assert [o.name for o in decision.outcomes] == ["inferred", "duplicate"]
+    assert [t.version for t in decision.transitions] == [1, 2]
+
+
+def test_authorization_expected_is_written_to_the_wire_only_when_false() -> None:
+    assert "authorization_expected" not in ev("payment.captured", 500).as_dict()
+    doc = automatic(500).as_dict()
+    assert doc["authorization_expected"] is False
+    assert PaymentEvent.from_dict(doc).authorization_expected is False
