@@ -17,9 +17,10 @@ The event id is ``webhook-id`` (the spec's idempotency key). The event type is t
 ``type`` (the spec's payload convention ``{"type", "timestamp", "data"}``); the convention is only a
 recommendation, so a body without it is kept with type ``""``, while a body that is not a JSON
 object is malformed (only ``application/json`` is accepted). The payment reference is read from the
-dotted JSON path of option ``payment_ref_field`` (``data.payment_id``); without it events name no
-payment and the partition key falls back to the event id. Basic auth, when the endpoint configures
-it, is checked before all of this (``build_scheme``).
+dotted JSON path of option ``payment_ref_field``, by default ``data.payment_id`` (the canonical
+payload convention, docs/providers.md), so a payment's events share one partition; an event with
+nothing at that path names no payment and its partition key falls back to the event id. Basic
+auth, when the endpoint configures it, is checked before all of this (``build_scheme``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -54,6 +55,8 @@ PRIVATE_KEY_PREFIX = "whsk_"  # Ed25519 private key, base64 of the 32-byte seed 
 MAX_SIGNATURES = 16
 
 _OPTIONS = frozenset({"payment_ref_field"})
+#: where the canonical payload convention puts the payment (docs/providers.md)
+DEFAULT_PAYMENT_REF_FIELD: Final = "data.payment_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +168,7 @@ class StandardScheme:
         return cls(
             keys=parsed_key_ring(endpoint, parse_key),
             tolerance_seconds=endpoint.tolerance_seconds,
-            payment_ref_field=options.field_path("payment_ref_field"),
+            payment_ref_field=options.field_path("payment_ref_field") or DEFAULT_PAYMENT_REF_FIELD,
         )
 
     async def verify(self, request: RawRequest, now: float) -> Verified:

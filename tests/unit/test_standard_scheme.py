@@ -333,11 +333,14 @@ async def test_verified_body_that_is_not_a_json_object_is_malformed(body: bytes)
         await scheme(NEW).verify(signed(body, sign_v1(MSG_ID, NOW, body, NEW)), now=NOW)
 
 
-async def test_payment_ref_is_none_without_a_configured_field() -> None:
+async def test_payment_ref_is_none_when_nothing_is_at_the_configured_field() -> None:
     verified = await scheme(NEW, payment_ref_field="data.nowhere").verify(signed(), now=NOW)
     assert verified.events[0].payment_ref is None
+
+
+async def test_payment_ref_defaults_to_the_canonical_payloads_data_payment_id() -> None:
     plain = StandardScheme.from_settings(endpoint(NEW))
-    assert (await plain.verify(signed(), now=NOW)).events[0].payment_ref is None
+    assert (await plain.verify(signed(), now=NOW)).events[0].payment_ref == "pay_42"
 
 
 async def test_basic_auth_is_checked_when_the_endpoint_configures_it() -> None:
