@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from typing import Any
 
@@ -66,8 +67,13 @@ async def post_stripe(client: httpx.AsyncClient, url: str, event: dict[str, Any]
 
 
 async def eventually(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> None:
+    """Wait until ``predicate()`` (a plain or an async function) is true, or fail."""
     deadline = time.monotonic() + timeout
-    while not await predicate():
+    while not await _truth(predicate()):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+async def _truth(result: Any) -> bool:
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
