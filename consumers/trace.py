@@ -437,8 +437,9 @@ def _consistency_notes(by_role: Mapping[str, list[TracedRecord]], live: Live, wi
         notes.append(f"Redis was unreachable ({live.message}): live state and parked events are "
                      "not shown; the Kafka timeline is complete")
     elif not live.trusted:
-        notes.append("Redis restarted and is not rebuilt yet (workers rebuild it from "
-                     "payhooks.snapshots): its snapshot may be behind")
+        notes.append("Redis is not marked ready by the workers (it restarted and is not "
+                     "rebuilt from payhooks.snapshots yet, or no worker has started against it): "
+                     "its snapshot may be behind Kafka")
     states = [_json(r.value).get("version") for r in by_role["state"]]
     latest = max((v for v in states if isinstance(v, int)), default=None)
     if live.snapshot is not None and latest is not None and latest != live.snapshot.version:

@@ -170,5 +170,5 @@ def _live_line(timeline: Timeline) -> str:
     return (f"live (Redis): {snap.state or '(nothing applied)'} v{snap.version}, {totals}"
             f"{' ' + snap.currency if snap.currency else ''}, {len(snap.parked)} parked, "
             f"{len(snap.seen)} event ids remembered, updated {snap.updated_at or '-'}"
-            + ("" if live.trusted else " [Redis not rebuilt yet: may be behind]"))
+            + ("" if live.trusted else " [Redis not marked ready by the workers: may be behind]"))
 
