@@ -59,6 +59,7 @@ START_TIMEOUT = 60.0  # seconds until a worker's first transaction commits
 MIN_RATE = 100.0  # records/s below which a pass is given up on
 PRELOAD_CHUNK = 5000  # snapshots per Redis pipeline when preloading
 SAMPLE = 1000  # keys of each kind whose MEMORY USAGE is sampled
+PROPOSED = False  # --batch-handler: C1 runs bench.proposed_worker instead of payhooks
 
 log = logging.getLogger("bench")
 
@@ -305,7 +306,8 @@ def run_pass(rig: Rig, target: str, raw: str, round_: int, fanout: int, preloade
         argv = [sys.executable, "-m", "bench.noop_worker", "--config", str(config),
                 "--fanout", str(fanout)]
     else:
-        argv = [sys.executable, "-m", "payhooks", "--config", str(config), "consume"]
+        module = "bench.proposed_worker" if target == "C1" and PROPOSED else "payhooks"
+        argv = [sys.executable, "-m", module, "--config", str(config), "consume"]
     log_file = rig.workdir / f"{config.stem}.log"
     with running(Child(argv, log_file, events=False)) as child:
         usage, records = asyncio.run(_follow(rig, child, settings, total))
@@ -359,7 +361,7 @@ def measure(options: Options) -> Run:
             assert memory is not None
             points.append(ScalePoint(preloaded, result, memory))
     return Run(passes, memories, points, fanout, rig.raw["main"][1], options.payments,
-               report_machine(started_load))
+               report_machine(started_load), PROPOSED)
 
 
 def _prefix_of(rig: Rig) -> str:
@@ -379,23 +381,26 @@ def report_machine(load_average: str) -> report.Machine:
 def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--payments", type=int, default=30_000,
+    parser.add_argument("--payments", type=int, default=8_000,
                         help="Stripe lifecycles in the main topic, ~2.2 events each "
-                             "(default 30000)")
+                             "(default 8000)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating C0/C1 rounds; figures are medians (default 3)")
     parser.add_argument("--scale", default="1000,100000,1000000",
                         help="payments preloaded into Redis for the scaling passes, comma "
                              "separated; empty: none (default 1000,100000,1000000)")
-    parser.add_argument("--scale-payments", type=int, default=8_000,
-                        help="lifecycles the scaling passes process (default 8000)")
+    parser.add_argument("--scale-payments", type=int, default=4_000,
+                        help="lifecycles the scaling passes process (default 4000)")
     parser.add_argument("--partitions", type=int, default=3,
                         help="partitions of the raw topic (default 3)")
     parser.add_argument("--fanout", type=int, default=0,
                         help="C0's outputs per input; 0: as many as C1 writes on average, "
                              "measured in the warm-up (default 0)")
+    parser.add_argument("--batch-handler", action="store_true",
+                        help="run C1 as bench.proposed_worker: the worker deciding each "
+                             "partition batch with Handler.handle_batch")
     parser.add_argument("--quick", action="store_true",
-                        help="a small run for trying things: 6000 payments, 2 rounds, "
+                        help="a small run for trying things: 3000 payments, 2 rounds, "
                              "scale 1000,100000")
     parser.add_argument("--json", action="store_true", help="print every pass as JSON")
     parser.add_argument("--write-benchmarks", action="store_true",
@@ -409,7 +414,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         parser.error("--payments, --rounds, --partitions, --scale-payments and --scale must be "
                      "positive")
     if args.quick:
-        options = Options(6_000, 2, (1_000, 100_000), 3_000, args.partitions, args.fanout,
+        options = Options(3_000, 2, (1_000, 100_000), 2_000, args.partitions, args.fanout,
                           1_000)
     else:
         options = Options(args.payments, args.rounds, scale, args.scale_payments,
@@ -427,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+    global PROPOSED  # noqa: PLW0603  (one switch for the whole run, set once from the command line)
+    PROPOSED = args.batch_handler
     try:
         run = measure(options)
     except BenchError as exc:

@@ -28,6 +28,9 @@ def _count(n: float) -> str:
 
 def _table(run: Run, rounds: int) -> list[str]:
     cols = [summarize(t, run.passes) for t in ("C0", "C1")]
+    names = dict(_DESCRIPTIONS)
+    if run.batch_handler:
+        names["C1"] = "C1 worker deciding per batch (`bench.proposed_worker`, Redis)"
     rows: list[tuple[str, Callable[[Summary], str]]] = [
         (f"throughput, input records/s, median [min-max] of {rounds}",
          lambda s: f"{s.rate:,.0f} [{s.rate_min:,.0f}-{s.rate_max:,.0f}]"),
@@ -39,7 +42,7 @@ def _table(run: Run, rounds: int) -> list[str]:
         ("total CPU per input record (worker + broker + Redis)",
          lambda s: f"{s.worker_cpu_ms + s.broker_cpu_ms + s.redis_cpu_ms:.3f} ms"),
     ]
-    lines = ["| | " + " | ".join(_DESCRIPTIONS[c.target] for c in cols) + " |",
+    lines = ["| | " + " | ".join(names[c.target] for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
     lines += [f"| {label} | " + " | ".join(cell(c) for c in cols) + " |" for label, cell in rows]
     return lines

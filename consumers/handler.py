@@ -8,7 +8,7 @@ new snapshot are stored atomically (:mod:`consumers.store`) before the worker pr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +21,7 @@ from consumers import state as machine
 from consumers.dlq import SourceRecord, dead_letter
 from consumers.errors import DecodeError, Poison, Retryable
 from consumers.normalize import normalize
-from consumers.store import Conflict, PaymentStore, StoredDecision
+from consumers.store import Conflict, PaymentStore, PendingCommit, StoredDecision
 from payhooks.config import TopicSettings
 from payhooks.kafka import Record
 from schemas import wire
@@ -66,50 +66,119 @@ class Handler:
                 continue  # another worker moved the snapshot on: decide again on the new one
         raise Retryable(f"snapshot kept changing under record {key}")
 
+    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[StoredDecision]:
+        """The decisions for one partition's batch, in order: what :meth:`handle` would answer
+        for each record in turn, with two Redis round trips for the whole batch.
+
+        One round trip reads every stored decision and the snapshots of the batch's payments;
+        the records are then decided in order, each from the snapshot the records before it
+        leave; one round trip stores them all (:meth:`PaymentStore.commit_many`, with the same
+        checks as one by one). A record whose decision could not be stored as decided (its
+        snapshot moved on meanwhile, e.g. under another worker, or a decision was stored for it
+        before), and every later record of its payment, is decided again by :meth:`handle`.
+        """
+        keys = [self._store.decision_key(r.topic, r.partition, r.offset) for r in records]
+        # the record key is the payment id (the receiver keys by payment); a record whose
+        # payment turns out to be another is loaded on its own
+        guesses = list(dict.fromkeys(r.key.decode("utf-8", "replace") for r in records if r.key))
+        stored, view = await self._store.prefetch(keys, guesses)
+
+        async def load(payment_id: str) -> tuple[machine.Snapshot, str]:
+            if payment_id not in view:
+                view[payment_id] = await self._store.load(payment_id)
+            return view[payment_id]
+
+        plans: list[_Plan] = []
+        for record, key in zip(records, keys, strict=True):
+            if key in stored:
+                plans.append(_Plan(stored[key]))
+                continue
+            plan = await self._plan(SourceRecord.of(record), key, load)
+            if plan.pending is not None and plan.pending.snapshot is not None:
+                view[plan.pending.payment_id] = (plan.pending.snapshot,
+                                                 str(plan.pending.new_rev))
+            plans.append(plan)
+        pending = [p.pending for p in plans if p.pending is not None]
+        committed = iter(await self._store.commit_many(pending))
+        results = [next(committed) if p.pending is not None else p.answer for p in plans]
+        answers: list[StoredDecision] = []
+        broken: set[str] = set()  # payments whose batch view is not what Redis holds
+        for record, plan, result in zip(records, plans, results, strict=True):
+            if plan.payment_id is not None and (plan.payment_id in broken or result is None):
+                broken.add(plan.payment_id)
+                answers.append(await self.handle(record))
+                continue
+            assert result is not None  # only decisions of a payment are ever left unstored
+            if plan.pending is not None and result is not plan.pending.decision:
+                broken.add(plan.payment_id or "")  # stored before: the view is not Redis'
+            elif plan.pending is not None:
+                self._count(plan.transitions)
+            answers.append(result)
+        return answers
+
     async def _decide(self, source: SourceRecord, key: str) -> StoredDecision:
+        plan = await self._plan(source, key, self._store.load)
+        item = plan.pending
+        if item is None:
+            return plan.answer
+        committed = await self._store.commit(
+            key, item.decision, snapshot=item.snapshot, expected_rev=item.expected_rev,
+            parked_since=item.parked_since)
+        self._count(plan.transitions)
+        return committed
+
+    async def _plan(self, source: SourceRecord, key: str,
+                    load: Callable[[str], Awaitable[tuple[machine.Snapshot, str]]]) -> _Plan:
+        """Decide on one record from the snapshot ``load`` gives; nothing is stored yet."""
+        event: PaymentEvent | None = None
         try:
-            doc = _tick(source.value)
-            if doc is not None:
-                return await self._expire(doc, source, key)
-            envelope = _envelope(source.value)
-            event = normalize(envelope)
+            tick = _tick(source.value)
+            if tick is None:
+                event = normalize(_envelope(source.value))
         except Poison as poison:
             record = dead_letter(source, poison.stage, type(poison).__name__, str(poison),
                                  self._topics.dlq)
-            return StoredDecision((record,), ("dlq",))  # depends on the bytes only: not stored
-        if event is None:
-            return StoredDecision((), ("unmapped",))
-        snap, rev = await self._store.load(event.payment_id)
-        decision = machine.apply(snap, event, self._clock(), source.to_json())
-        _log_decision(decision, event.payment_id)
-        return await self._store_decision(decision, snap, rev, source, key, event)
-
-    async def _expire(self, tick: Tick, source: SourceRecord, key: str) -> StoredDecision:
-        snap, rev = await self._store.load(tick.payment_id)
-        decision = machine.expire(snap, self._clock(), self._window)
-        _log_decision(decision, tick.payment_id)
-        return await self._store_decision(decision, snap, rev, source, key, None)
-
-    async def _store_decision(self, decision: machine.Decision, before: machine.Snapshot,
-                              rev: str, source: SourceRecord, key: str,
-                              event: PaymentEvent | None) -> StoredDecision:
+            return _Plan(StoredDecision((record,), ("dlq",)))  # depends on the bytes only
+        if tick is not None:
+            payment_id = tick.payment_id
+            snap, rev = await load(payment_id)
+            decision = machine.expire(snap, self._clock(), self._window)
+        elif event is None:
+            return _Plan(StoredDecision((), ("unmapped",)))
+        else:
+            payment_id = event.payment_id
+            snap, rev = await load(payment_id)
+            decision = machine.apply(snap, event, self._clock(), source.to_json())
+        _log_decision(decision, payment_id)
         new_rev = int(rev or 0) + 1
-        records = outputs.for_decision(decision, before, new_rev, source, self._topics, event)
+        records = outputs.for_decision(decision, snap, new_rev, source, self._topics, event)
         names = tuple("dlq" if o.name == "dead" else o.name for o in decision.outcomes)
         stored = StoredDecision(tuple(records), names or ("none",))
-        if decision.snapshot == before and not records:
-            return stored  # nothing changes and nothing is written (a duplicate): not stored
+        if decision.snapshot == snap and not records:
+            # nothing changes and nothing is written (a duplicate): not stored
+            return _Plan(stored, payment_id)
         oldest = machine.oldest_parked_at(decision.snapshot)
-        committed = await self._store.commit(
-            key, stored,
-            snapshot=decision.snapshot if decision.snapshot != before else None,
+        return _Plan(stored, payment_id, PendingCommit(
+            key, stored, payment_id,
+            snapshot=decision.snapshot if decision.snapshot != snap else None,
             expected_rev=rev,
             parked_since=oldest.timestamp() if oldest else None,
-        )
+        ), decision.transitions)
+
+    def _count(self, transitions: Sequence[machine.Transition]) -> None:
         if self._on_transition is not None:
-            for transition in decision.transitions:
+            for transition in transitions:
                 self._on_transition(transition)
-        return committed
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One record's decision before anything is stored."""
+
+    answer: StoredDecision
+    payment_id: str | None = None  # the payment whose snapshot it was decided from
+    pending: PendingCommit | None = None  # what to store; None: nothing
+    transitions: tuple[machine.Transition, ...] = ()
 
 
 def _log_decision(decision: machine.Decision, payment_id: str) -> None:

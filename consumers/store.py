@@ -19,6 +19,7 @@ One Redis server (or a primary with replicas), not Redis Cluster: the script tou
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -50,6 +51,67 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return {'ok'}
 """
+
+
+_COMMIT_MANY = """
+local info = redis.call('INFO', 'server')
+local run_id = string.match(info, 'run_id:(%x+)')
+if redis.call('GET', KEYS[1]) ~= run_id then return {'notready'} end
+local failed = {}
+local answers = {}
+for i = 0, #ARGV / 7 - 1 do
+  local dkey, skey, a = KEYS[3 + 2 * i], KEYS[4 + 2 * i], 7 * i
+  local payment = ARGV[a + 6]
+  local status, stored = 'ok', ''
+  if failed[payment] then
+    status = 'skipped'
+  else
+    local existing = redis.call('GET', dkey)
+    if existing then
+      status, stored = 'exists', existing
+    elseif ARGV[a + 3] ~= '*' and (redis.call('HGET', skey, 'rev') or '') ~= ARGV[a + 3] then
+      status = 'conflict'
+    end
+  end
+  if status == 'ok' then
+    if ARGV[a + 3] ~= '*' then
+      redis.call('HSET', skey, 'rev', ARGV[a + 5], 'doc', ARGV[a + 4])
+      if ARGV[a + 7] == '' then
+        redis.call('ZREM', KEYS[2], payment)
+      else
+        redis.call('ZADD', KEYS[2], ARGV[a + 7], payment)
+      end
+    end
+    redis.call('SET', dkey, ARGV[a + 1], 'EX', ARGV[a + 2])
+  else
+    failed[payment] = true
+  end
+  answers[#answers + 1] = status
+  answers[#answers + 1] = stored
+end
+return answers
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCommit:
+    """One decision of a batch, to be stored by :meth:`PaymentStore.commit_many`.
+
+    ``snapshot`` None: the decision changes no snapshot (nothing to write or check), but it was
+    still decided from the payment's snapshot, so it fails when an earlier commit of the same
+    payment in the batch failed.
+    """
+
+    decision_key: str
+    decision: StoredDecision
+    payment_id: str
+    snapshot: Snapshot | None
+    expected_rev: str
+    parked_since: float | None
+
+    @property
+    def new_rev(self) -> int:
+        return int(self.expected_rev or 0) + 1
 
 
 class NotReady(Retryable):
@@ -112,6 +174,7 @@ class PaymentStore:
         self.prefix = prefix
         self._ttl = decision_ttl_seconds
         self._commit = redis.register_script(_COMMIT)
+        self._commit_many = redis.register_script(_COMMIT_MANY)
 
     # --- keys ----------------------------------------------------------------------------------
 
@@ -138,6 +201,34 @@ class PaymentStore:
         except RedisError as exc:
             raise Retryable(f"Redis unavailable ({type(exc).__name__})") from exc
         return None if data is None else StoredDecision.from_json(_bytes(data))
+
+    async def prefetch(self, decision_keys: Sequence[str], payment_ids: Sequence[str]
+                       ) -> tuple[dict[str, StoredDecision], dict[str, tuple[Snapshot, str]]]:
+        """In one round trip: the stored decisions among ``decision_keys`` and the snapshots
+        (with revisions, as :meth:`load`) of ``payment_ids``."""
+        pipe = self.redis.pipeline(transaction=False)
+        if decision_keys:
+            pipe.mget(list(decision_keys))
+        for payment_id in payment_ids:
+            pipe.hget(self.snapshot_key(payment_id), "doc")
+        try:
+            answers = await pipe.execute()
+        except RedisError as exc:
+            raise Retryable(f"Redis unavailable ({type(exc).__name__})") from exc
+        stored = {}
+        if decision_keys:
+            values = answers.pop(0)
+            stored = {key: StoredDecision.from_json(_bytes(value))
+                      for key, value in zip(decision_keys, values, strict=True)
+                      if value is not None}
+        snapshots = {}
+        for payment_id, doc in zip(payment_ids, answers, strict=True):
+            if doc is None:
+                snapshots[payment_id] = (Snapshot(payment_id), "")
+            else:
+                snap, rev = snapshot_from_json(_bytes(doc))
+                snapshots[payment_id] = (snap, str(rev))
+        return stored, snapshots
 
     async def load(self, payment_id: str) -> tuple[Snapshot, str]:
         """The payment's snapshot and its revision ("" for a payment never seen)."""
@@ -177,6 +268,52 @@ class PaymentStore:
         return int(count), (float(oldest[0][1]) if oldest else None)
 
     # --- the write -----------------------------------------------------------------------------
+
+    async def commit_many(self, pending: Sequence[PendingCommit]
+                          ) -> list[StoredDecision | None]:
+        """Store a batch's decisions in order, in one atomic step (one round trip).
+
+        Each is checked like :meth:`commit`. The answer per decision: the decision that holds
+        (``decision``, or the one stored before: redelivery), or None when it was not stored:
+        its snapshot moved on, or an earlier decision of the same payment in the batch was not
+        stored as given (later ones of that payment were decided from a snapshot that is not
+        Redis', so they are skipped). Decide those again, in order. Raises :class:`NotReady`
+        when Redis must be rebuilt first.
+        """
+        if not pending:
+            return []
+        keys = [self.ready_key, self.parked_key]
+        args: list[str | bytes | int] = []
+        for item in pending:
+            snap = item.snapshot
+            keys += [item.decision_key,
+                     self.snapshot_key(item.payment_id) if snap else item.decision_key]
+            args += [
+                item.decision.to_json(),
+                self._ttl,
+                item.expected_rev if snap else "*",
+                snapshot_to_json(snap, item.new_rev) if snap else "",
+                item.new_rev,
+                item.payment_id,
+                "" if item.parked_since is None else repr(item.parked_since),
+            ]
+        try:
+            answer = await self._commit_many(keys=keys, args=args)
+        except RedisError as exc:
+            raise Retryable(f"Redis unavailable ({type(exc).__name__})") from exc
+        if len(answer) == 1:
+            raise NotReady("Redis restarted or is not rebuilt yet")
+        results: list[StoredDecision | None] = []
+        for item, (status, stored) in zip(pending, zip(answer[::2], answer[1::2], strict=True),
+                                          strict=True):
+            name = _bytes(status).decode()
+            if name == "ok":
+                results.append(item.decision)
+            elif name == "exists":
+                results.append(StoredDecision.from_json(_bytes(stored)))
+            else:
+                results.append(None)
+        return results
 
     async def commit(
         self,
