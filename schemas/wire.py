@@ -31,6 +31,13 @@ HEADER_DLQ_SOURCE_OFFSET: Final = "dlq_source_offset"
 HEADER_DLQ_STAGE: Final = "dlq_stage"  # decode | normalize | apply
 HEADER_DLQ_ERROR_CLASS: Final = "dlq_error_class"
 HEADER_DLQ_ERROR_MESSAGE: Final = "dlq_error_message"  # never holds a secret or body bytes
+#: every header a dead letter adds; a redrive removes them before re-producing the record
+DLQ_HEADERS: Final = frozenset({HEADER_DLQ_SOURCE_TOPIC, HEADER_DLQ_SOURCE_PARTITION,
+                                HEADER_DLQ_SOURCE_OFFSET, HEADER_DLQ_STAGE,
+                                HEADER_DLQ_ERROR_CLASS, HEADER_DLQ_ERROR_MESSAGE})
+
+# --- Operator identity (environment variables read by the audit record, first set wins) -------
+ENV_OPERATOR: Final = ("PAYHOOKS_OPERATOR", "SUDO_USER", "USER", "LOGNAME")
 
 # --- JSON Schema ids (files in schemas/json/) ----------------------------------------------
 SCHEMA_ENVELOPE_V1: Final = "payhooks.envelope.v1"
@@ -40,6 +47,7 @@ SCHEMA_STATE_V1: Final = "payhooks.state.v1"
 SCHEMA_SNAPSHOT_V1: Final = "payhooks.snapshot.v1"  # internal (payhooks.snapshots)
 SCHEMA_TICK_V1: Final = "payhooks.tick.v1"  # internal: "release this payment's expired parked
 # events", written by the workers to webhooks.raw under the payment's key
+SCHEMA_AUDIT_V1: Final = "payhooks.audit.v1"  # payhooks.audit: one operator action, key = its id
 
 # --- Redis keys (every key starts with the configured prefix, default "payhooks:") -----------
 REDIS_SNAPSHOT: Final = "pay:{payment_id}"  # a payment's snapshot (JSON, payhooks.snapshot.v1)
