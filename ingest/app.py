@@ -122,6 +122,11 @@ class Receiver:
             return await self._handle(request, name, label, delivery_id)
         except IngestError as error:
             return self._refuse(label, error)
+        except Exception:
+            # a bug: counted here, answered 500 (problem+json, nothing echoed) by the app's
+            # exception handler, which logs it; the PSP retries
+            self.metrics.requests.labels(label, "internal_error").inc()
+            raise
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()

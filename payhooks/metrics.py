@@ -20,7 +20,7 @@ class IngestMetrics:
             "payhooks_ingest_requests_total",
             "Webhook requests answered, by endpoint and outcome "
             "(accepted, unauthorized, malformed, too_large, unsupported_media_type, "
-            "unknown_endpoint, unavailable, overloaded).",
+            "unknown_endpoint, unavailable, overloaded, internal_error).",
             ["endpoint", "outcome"],
             registry=registry,
         )

@@ -60,7 +60,8 @@ class ExplodingPublisher(RecordingPublisher):
 
 async def test_unexpected_error_is_a_problem_500_without_traceback(http_settings: Settings
                                                                     ) -> None:
-    app = create_app(http_settings, ExplodingPublisher(), registry=CollectorRegistry())
+    registry = CollectorRegistry()
+    app = create_app(http_settings, ExplodingPublisher(), registry=registry)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     body = orjson.dumps(stripe_event())
     with structlog.testing.capture_logs() as logs:
@@ -72,6 +73,8 @@ async def test_unexpected_error_is_a_problem_500_without_traceback(http_settings
     assert "Traceback" not in response.text
     assert "whsec_should_not_leak" not in response.text
     assert any(e["event"] == "unhandled_error" for e in logs)
+    assert registry.get_sample_value("payhooks_ingest_requests_total",
+                                     {"endpoint": "stripe", "outcome": "internal_error"}) == 1
 
 
 async def test_callers_request_id_is_bound_to_log_lines(http_settings: Settings) -> None:
