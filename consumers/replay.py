@@ -47,6 +47,7 @@ class Tally:
 
     ranges: list[PartitionRange] = field(default_factory=list)
     scanned: int = 0
+    selected: int = 0  # passed the filters (matched + skipped)
     matched: int = 0
     written: int = 0
     by_partition: Counter[int] = field(default_factory=Counter)
@@ -151,6 +152,7 @@ async def replay(settings: Settings, request: RangeRequest, filters: Filters, ta
                 d = describe(record.key or b"", record.value or b"", headers)
                 if not filters.matches(record.partition, record.offset, d):
                     continue
+                tally.selected += 1
                 reason = skip_reason(settings.topics, request.topic, d)
                 if reason is not None:
                     tally.skipped[reason] += 1

@@ -80,7 +80,12 @@ def run_replay(ctx: click.Context, action: str, request: RangeRequest, filters: 
         if not execute:
             click.echo("nothing was written; add --execute to replay these records")
 
+    missing = len(filters.coordinates) - tally.selected if filters.coordinates else 0
+    data["not_found"] = missing
     emit(data, as_json, human)
+    if missing:
+        click.echo(f"payhooks: {missing} of the {len(filters.coordinates)} chosen ids are not "
+                   f"records of {request.topic}; check them with `payhooks dlq list`", err=True)
     if error is not None:
         fail(f"{error}; {tally.written} records were written before it stopped (audit id "
              f"{audit.id}); the workers dedupe, so running the same command again is safe",

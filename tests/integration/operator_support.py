@@ -15,7 +15,7 @@ from payhooks.cli import cli
 from payhooks.config import Settings
 from schemas import registry, wire
 from schemas.envelope import Envelope
-from tests.support import read_topic
+from tests.support import read_topic, stripe_event
 
 OPERATOR = "oncall-tester"
 
@@ -91,6 +91,13 @@ async def audit_records(settings: Settings, expect: int | None = None) -> list[d
     for doc in docs:
         jsonschema.validate(doc, registry.load(wire.SCHEMA_AUDIT_V1))
     return docs
+
+
+def authorized(event_id: str, pi: str) -> dict[str, Any]:
+    """A Stripe event that authorizes a payment (it applies at once: no predecessor needed)."""
+    event = stripe_event(event_id, "payment_intent.amount_capturable_updated", pi=pi)
+    event["data"]["object"]["amount_capturable"] = event["data"]["object"]["amount"]
+    return event
 
 
 def header_of(record: Any, name: str) -> str | None:

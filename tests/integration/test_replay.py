@@ -19,6 +19,7 @@ from tests.conftest import running_receiver, running_worker
 from tests.integration.operator_support import (
     OPERATOR,
     audit_records,
+    authorized,
     end_offsets,
     envelope,
     group_offsets,
@@ -27,7 +28,7 @@ from tests.integration.operator_support import (
     json_of,
     produce_envelopes,
 )
-from tests.support import eventually, post_stripe, read_topic, stripe_event
+from tests.support import eventually, post_stripe, read_topic
 
 pytestmark = [pytest.mark.integration]
 
@@ -63,7 +64,7 @@ async def test_a_replay_of_a_processed_range_adds_no_transitions_and_leaves_the_
         async with httpx.AsyncClient() as client:
             for i in range(payments):
                 answer = await post_stripe(client, f"{url}/webhooks/stripe",
-                                           stripe_event(f"evt_r{i}", pi=f"pi_r{i}"))
+                                           authorized(f"evt_r{i}", f"pi_r{i}"))
                 assert answer.status_code == 200
         ends = await end_offsets(settings, settings.topics.raw)
 
@@ -72,6 +73,7 @@ async def test_a_replay_of_a_processed_range_adds_no_transitions_and_leaves_the_
 
         await eventually(caught_up)
     transitions = await read_topic(settings, settings.topics.transitions, expect=payments)
+    assert len(transitions) == payments  # one authorization each
     events = await read_topic(settings, settings.topics.events, expect=payments)
     committed = await group_offsets(settings)
 
