@@ -4,12 +4,18 @@ exactly what they name, and every executed replay leaves one audit record."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from payhooks.clikit import EXIT_USAGE
@@ -28,6 +34,7 @@ from tests.integration.operator_support import (
     json_of,
     produce_envelopes,
 )
+from tests.integration.test_cli_services import write_config
 from tests.support import eventually, post_stripe, read_topic
 
 pytestmark = [pytest.mark.integration]
@@ -175,3 +182,29 @@ async def test_a_replay_of_another_topic_is_refused_as_usage(settings: Settings)
                           "--from-offset", "0", "--reason", "x")
     assert result.exit_code == EXIT_USAGE
     assert settings.topics.raw in result.stderr
+
+
+async def test_the_command_reads_the_services_configuration_file(settings: Settings,
+                                                                 tmp_path: Path) -> None:
+    await produce_envelopes(settings, [(envelope("stripe", "pi_c", "evt_c", "charge.refunded"),
+                                        None)])
+    config = write_config(settings, tmp_path / "payhooks.toml", port=8080)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "payhooks", "replay", "--topic", settings.topics.raw,
+        "--from-offset", "0", "--reason", "INC-8", "--json",
+        env={**os.environ, "PAYHOOKS_CONFIG": str(config)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    assert orjson.loads(out)["by_type"] == {"charge.refunded": 1}
+
+
+async def test_an_executed_replay_logs_the_operator_action(settings: Settings) -> None:
+    await produce_envelopes(settings, [(envelope("stripe", "pi_l", "evt_l", "x"), None)])
+    with structlog.testing.capture_logs() as logs:
+        result = await invoke(settings, "replay", "--topic", settings.topics.raw,
+                              "--from-offset", "0", "--execute", "--reason", "INC-9", "--json")
+    assert result.exit_code == 0, result.output
+    [line] = [entry for entry in logs if entry["event"] == "operator_action"]
+    assert line["audit_id"] == json_of(result)["audit_id"]
+    assert (line["operator"], line["reason"], line["outcome"]) == (OPERATOR, "INC-9", "done")
