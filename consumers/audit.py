@@ -8,6 +8,7 @@ is chosen before the action starts: it is the ``replay`` header of every record 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import socket
 import uuid
 from collections.abc import Mapping
@@ -31,9 +32,17 @@ ACTIONS = ("replay", "dlq.redrive", "offsets.reset")
 OUTCOMES = ("done", "failed", "refused", "interrupted")
 
 
-def operator_of(environ: Mapping[str, str]) -> str:
-    """The person at the keyboard: PAYHOOKS_OPERATOR, else SUDO_USER, USER or LOGNAME."""
-    return next((environ[n] for n in wire.ENV_OPERATOR if environ.get(n)), "unknown")
+def operator_of(environ: Mapping[str, str], fallback: str = "unknown") -> str:
+    """The person at the keyboard: PAYHOOKS_OPERATOR, else SUDO_USER, USER or LOGNAME, else
+    ``fallback`` (the login name of the process)."""
+    return next((environ[n] for n in wire.ENV_OPERATOR if environ.get(n)), fallback)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no passwd entry for the uid (some containers)
+        return "unknown"
 
 
 def new_id() -> str:
@@ -64,7 +73,7 @@ class AuditRecord:
             raise ValueError(f"unknown audit action {action!r}")
         if not reason.strip():
             raise ValueError("an operator action needs a reason")
-        return cls(id=new_id(), action=action, operator=operator_of(environ),
+        return cls(id=new_id(), action=action, operator=operator_of(environ, _login_name()),
                    host=host if host is not None else socket.gethostname(), reason=reason,
                    command=command, started_at=timefmt.to_wire(now))
 

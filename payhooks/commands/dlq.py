@@ -85,11 +85,11 @@ def dlq_list(ctx: click.Context, payment: str | None, provider: str | None, stag
                        + (f" matching {filters.as_dict()}" if filters.as_dict() else ""))
             return
         click.echo(f"{'ID':<10} {'AGE':>5}  {'STAGE':<9} {'ERROR':<22} {'PAYMENT':<28} "
-                   f"{'TYPE':<30} MESSAGE")
+                   f"{'TYPE':<40} MESSAGE")
         for row in rows:
             click.echo(f"{row['id']:<10} {_age(row['age_seconds']):>5}  {row['stage'] or '-':<9} "
                        f"{(row['error_class'] or '-')[:22]:<22} {row['payment_id'][:28]:<28} "
-                       f"{(row['event_type'] or '-')[:30]:<30} "
+                       f"{(row['event_type'] or '-')[:40]:<40} "
                        f"{(row['error_message'] or '')[:80]}")
         click.echo(f"{len(rows)} dead letters; `payhooks dlq show ID` shows one, "
                    "`payhooks dlq redrive --id ID --reason ...` puts it back")

@@ -60,12 +60,14 @@ def run_replay(ctx: click.Context, action: str, request: RangeRequest, filters: 
                 settings.topics.raw), "filters": filters.as_dict(), "rate": rate,
             **tally.as_dict()}
 
+    noun = "redrive" if action == "dlq.redrive" else "replay"
+
     def human() -> None:
         if not execute:
-            click.echo(f"DRY RUN: would replay {tally.matched} of {tally.scanned} records of "
+            click.echo(f"DRY RUN: would {noun} {tally.matched} of {tally.scanned} records of "
                        f"{request.topic} into {settings.topics.raw}")
         else:
-            click.echo(f"replayed {tally.written} of {tally.matched} selected records of "
+            click.echo(f"{noun}: wrote {tally.written} of {tally.matched} selected records of "
                        f"{request.topic} into {settings.topics.raw} (audit id {audit.id}, "
                        f"outcome {outcome})")
         click.echo("  ranges: " + (", ".join(f"p{r.partition} [{r.start}, {r.end})"
@@ -78,7 +80,7 @@ def run_replay(ctx: click.Context, action: str, request: RangeRequest, filters: 
         if tally.skipped:
             counts_table("skipped", dict(tally.skipped))
         if not execute:
-            click.echo("nothing was written; add --execute to replay these records")
+            click.echo(f"nothing was written; add --execute to {noun} these records")
 
     missing = len(filters.coordinates) - tally.selected if filters.coordinates else 0
     data["not_found"] = missing

@@ -18,7 +18,7 @@ def test_the_operator_is_payhooks_operator_before_sudo_user_before_user() -> Non
     assert operator_of({"USER": "root", "SUDO_USER": "alice"}) == "alice"
     assert operator_of({"USER": "root", "PAYHOOKS_OPERATOR": "bob"}) == "bob"
     assert operator_of({"LOGNAME": "carol"}) == "carol"
-    assert operator_of({}) == "unknown"
+    assert operator_of({}, fallback="uid-1000") == "uid-1000"
 
 
 def test_a_finished_record_matches_its_schema_and_names_its_id_in_the_replay_header() -> None:
