@@ -52,3 +52,11 @@ def test_an_unknown_outcome_is_refused() -> None:
 def test_each_action_gets_its_own_id() -> None:
     ids = {AuditRecord.begin("replay", "r", "c", NOW, {}).id for _ in range(50)}
     assert len(ids) == 50
+
+
+def test_the_audit_schema_is_valid_and_refuses_an_unknown_outcome() -> None:
+    schema = registry.load(wire.SCHEMA_AUDIT_V1)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    doc = AuditRecord.begin("dlq.redrive", "INC-3", "c", NOW, {}).as_dict()
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**doc, "outcome": "maybe"}, schema)
