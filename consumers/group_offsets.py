@@ -5,9 +5,10 @@ and ``commit``), so it never joins the group. The broker accepts such a commit o
 group has no members (Kafka guards a live group's generation); the refusal to reset a group
 with members is ours first (exit 3), and the broker's after ``--force``.
 
-Rewinding makes the workers read records again: those whose outputs Redis still remembers
-(``out:{topic}:{partition}:{offset}``, kept for 7 days) are re-emitted as they were, same
-event ids and versions; the others are deduped by event id. Prefer ``payhooks replay``.
+Rewinding makes the workers read records again. Their outputs were committed with their
+offsets, so the reset first forgets the decisions Redis stored for them
+(:func:`forget_decisions`): read again, each is decided anew and found a duplicate by event id,
+and nothing is written twice downstream. To re-feed records, ``payhooks replay`` is the tool.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from datetime import datetime
 from aiokafka import TopicPartition
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import OffsetAndMetadata
+from redis.asyncio import Redis
 
+from consumers.store import PaymentStore
 from payhooks import kafka
 from payhooks.config import Settings
 
 _EMPTY_STATES = frozenset({"Empty", "Dead"})
+_FORGET_CHUNK = 1000  # decision keys unlinked per Redis call
 
 
 class ResetRefused(Exception):
@@ -181,6 +185,30 @@ async def commit(settings: Settings, moves: list[Move]) -> None:
                                "group has live members; stop the workers first") from None
     finally:
         await consumer.stop()
+
+
+async def forget_decisions(settings: Settings, redis: Redis, moves: list[Move]) -> int:
+    """After a rewind, drop the stored decisions of the records the group will read again.
+
+    A stored decision (``out:{topic}:{partition}:{offset}``) lets a worker re-emit the outputs of
+    a batch whose transaction may not have committed (a crash between Redis and Kafka). Records
+    below the committed offset were committed, outputs included; were their decisions kept, a
+    rewind would write those outputs a second time. Without them the records are decided again,
+    and every event id is already in its payment's snapshot: duplicates, no outputs. Only call
+    this after the new offsets are committed and while the group has no members. Returns how
+    many decisions were dropped.
+    """
+    store = PaymentStore(redis, settings.redis.key_prefix)
+    dropped = 0
+    for move in moves:
+        if move.before is None or move.after >= move.before:
+            continue
+        for start in range(move.after, move.before, _FORGET_CHUNK):
+            stop = min(start + _FORGET_CHUNK, move.before)
+            keys = [store.decision_key(settings.topics.raw, move.partition, offset)
+                    for offset in range(start, stop)]
+            dropped += int(await redis.unlink(*keys))
+    return dropped
 
 
 def _committed(meta: OffsetAndMetadata | None) -> int | None:

@@ -57,6 +57,45 @@ def offsets_show(ctx: click.Context, as_json: bool) -> None:
     emit(group.as_dict(), as_json, human)
 
 
+def _execute(settings: Settings, moves: list[Move]
+             ) -> tuple[str, str | None, str | None, int]:
+    """Forget the decisions of the records to re-read, then commit: (outcome, error, refusal,
+    decisions forgotten)."""
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    from consumers import group_offsets  # noqa: PLC0415
+
+    forgotten = 0
+    try:
+        # forget first: the decisions of records below the committed offsets are never
+        # needed again unless the group rewinds, and a failed commit after this is harmless
+        forgotten = asyncio.run(_forget(settings, moves))
+        asyncio.run(group_offsets.commit(settings, moves))
+    except group_offsets.ResetRefused as exc:
+        return "refused", str(exc), str(exc), forgotten
+    except (KafkaError, TimeoutError, OSError) as exc:
+        return "failed", kafka_down(settings, exc), None, forgotten
+    except RedisError as exc:
+        return "failed", (
+            f"Redis at {settings.redis.url} did not answer ({type(exc).__name__}) while "
+            "forgetting the decisions of the records to re-read; no offset was moved: run "
+            "the same reset again once Redis is up"), None, forgotten
+    return "done", None, None, forgotten
+
+
+async def _forget(settings: Settings, moves: list[Move]) -> int:
+    from redis.asyncio import Redis  # noqa: PLC0415
+
+    from consumers import group_offsets  # noqa: PLC0415
+
+    redis = Redis.from_url(settings.redis.url)
+    try:
+        return await group_offsets.forget_decisions(settings, redis, moves)
+    finally:
+        await redis.aclose()
+
+
 async def _plan(settings: Settings, target: str | None, to_time: datetime | None,
                 partitions: tuple[int, ...]) -> tuple[GroupView, list[Move]]:
     from consumers import group_offsets  # noqa: PLC0415
@@ -96,9 +135,10 @@ def offsets_reset(ctx: click.Context, target: str | None, to_time: datetime | No
 
     A dry run unless --execute: it shows each partition's offset before and after. Refused
     (exit 3) while the group has members unless --force. The commit comes from a consumer that
-    never joins the group. Rewinding makes the workers re-read records: outputs Redis still
-    remembers for those offsets (7 days) are re-emitted unchanged (same event ids and
-    versions), the rest is deduped by event id; to re-feed records, prefer `payhooks replay`.
+    never joins the group. Rewinding makes the workers re-read records whose outputs are
+    already committed: the reset forgets the decisions Redis stored for them, so each is
+    found a duplicate by event id and nothing is written twice; to re-feed records into the
+    pipeline, `payhooks replay` is the tool.
     Every executed reset, refused or not, writes an audit record; a dry run writes nothing
     (it exits 3 when the reset would be refused).
 
@@ -111,8 +151,6 @@ def offsets_reset(ctx: click.Context, target: str | None, to_time: datetime | No
       payhooks offsets reset --to-earliest --reason 'INC-42: rebuild' --execute
     """
     from aiokafka.errors import KafkaError  # noqa: PLC0415
-
-    from consumers import group_offsets  # noqa: PLC0415
 
     settings = settings_of(ctx)
     if (target is None) == (to_time is None):
@@ -138,12 +176,7 @@ def offsets_reset(ctx: click.Context, target: str | None, to_time: datetime | No
                    "`payhooks offsets show`, or pass --force")
     outcome, error = "done", None
     if execute and refusal is None:
-        try:
-            asyncio.run(group_offsets.commit(settings, moves))
-        except group_offsets.ResetRefused as exc:
-            refusal = str(exc)
-        except (KafkaError, TimeoutError, OSError) as exc:
-            outcome, error = "failed", kafka_down(settings, exc)
+        outcome, error, refusal, data["decisions_forgotten"] = _execute(settings, moves)
     if refusal is not None:
         outcome, error = "refused", refusal
     if execute:  # a dry run writes nothing, not even when it would be refused

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -14,6 +15,7 @@ from payhooks.config import Settings
 from tests.conftest import running_worker
 from tests.integration.operator_support import (
     audit_records,
+    authorized,
     end_offsets,
     envelope,
     group_offsets,
@@ -120,3 +122,33 @@ async def test_a_reset_to_a_time_moves_to_the_first_record_at_or_after_it(
     committed = await group_offsets(settings)
     assert {p: committed[p] for p in first_late} == first_late
     assert all(committed[p] == e for p, e in ends.items() if p not in first_late and e)
+
+
+async def test_a_rewind_re_reads_committed_records_without_writing_any_output_twice(
+        settings: Settings, redis_client: Redis) -> None:
+    items = [(envelope("stripe", f"pi_rw_{i}", f"evt_rw_{i}",
+                       "payment_intent.amount_capturable_updated",
+                       orjson.dumps(authorized(f"evt_rw_{i}", f"pi_rw_{i}"))), None)
+             for i in range(6)]
+    await produce_envelopes(settings, items)
+    ends = {p: e for p, e in (await end_offsets(settings, settings.topics.raw)).items() if e}
+    async with running_worker(settings, redis_client) as metrics:
+        await eventually(lambda: metrics.records.labels("applied")._value.get() == 6)
+    outputs = {topic: await end_offsets(settings, topic) for topic in (
+        settings.topics.events, settings.topics.transitions, settings.topics.state)}
+
+    done = await invoke(settings, "offsets", "reset", "--to-earliest", "--execute",
+                        "--reason", "INC-7", "--json")
+    assert done.exit_code == 0, done.output
+    assert json_of(done)["decisions_forgotten"] == 6
+    assert set((await group_offsets(settings)).values()) == {0}
+
+    async with running_worker(settings, redis_client) as metrics:
+        async def caught_up() -> bool:
+            return await group_offsets(settings) == ends
+
+        await eventually(caught_up)
+        assert metrics.records.labels("duplicate")._value.get() == 6
+        assert metrics.records.labels("redelivered")._value.get() == 0
+    for topic, before in outputs.items():
+        assert await end_offsets(settings, topic) == before, topic
