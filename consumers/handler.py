@@ -66,7 +66,9 @@ class Handler:
                 continue  # another worker moved the snapshot on: decide again on the new one
         raise Retryable(f"snapshot kept changing under record {key}")
 
-    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[StoredDecision]:
+    async def handle_batch(self, records: Sequence[ConsumerRecord],
+                           bind: Callable[[ConsumerRecord], None] | None = None
+                           ) -> list[StoredDecision]:
         """The decisions for one partition's batch, in order: what :meth:`handle` would answer
         for each record in turn, with two Redis round trips for the whole batch.
 
@@ -76,6 +78,8 @@ class Handler:
         checks as one by one). A record whose decision could not be stored as decided (its
         snapshot moved on meanwhile, e.g. under another worker, or a decision was stored for it
         before), and every later record of its payment, is decided again by :meth:`handle`.
+        ``bind`` is called with each record before it is decided (the worker binds the record's
+        ids and trace context to the log lines about it).
         """
         keys = [self._store.decision_key(r.topic, r.partition, r.offset) for r in records]
         # the record key is the payment id (the receiver keys by payment); a record whose
@@ -90,6 +94,8 @@ class Handler:
 
         plans: list[_Plan] = []
         for record, key in zip(records, keys, strict=True):
+            if bind is not None:
+                bind(record)
             if key in stored:
                 plans.append(_Plan(stored[key]))
                 continue
@@ -106,6 +112,8 @@ class Handler:
         for record, plan, result in zip(records, plans, results, strict=True):
             if plan.payment_id is not None and (plan.payment_id in broken or result is None):
                 broken.add(plan.payment_id)
+                if bind is not None:
+                    bind(record)
                 answers.append(await self.handle(record))
                 continue
             assert result is not None  # only decisions of a payment are ever left unstored

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 
 import structlog
@@ -31,6 +31,7 @@ from consumers.state import Transition
 from consumers.store import Conflict, PaymentStore, StoredDecision
 from payhooks import kafka
 from payhooks.config import Settings
+from payhooks.kafka import Record
 from payhooks.metrics import ConsumerMetrics
 from payhooks.tracing import Tracing, header_traceparent
 from schemas import wire
@@ -172,12 +173,21 @@ class Worker:
         producer = await self.producer_for(tp)
         started = time.perf_counter()
         async with producer.transaction():
-            for record in records:
+            # one partition batch: decided and stored in Redis in two round trips, then sent
+            decided_from = time.time_ns()
+            decisions = await self._handler.handle_batch(records, _bind_record_context)
+            decided_until = time.time_ns()
+            failpoints.reached("after_redis")
+            for record, decision in zip(records, decisions, strict=True):
                 _bind_record_context(record)
+                self._count(decision)
                 if self._tracing is None:
-                    await self._apply(producer, record)
+                    await _send(producer, decision.records)
                 else:
-                    await self._apply_traced(producer, record, self._tracing)
+                    with self._tracing.consume(record, self._group, decided_from):
+                        self._tracing.applied(decision.outcomes, decision.redelivered,
+                                              decided_from, decided_until, len(records))
+                        await self._send_traced(producer, record, decision, self._tracing)
             failpoints.reached("after_produce")
             await producer.send_offsets_to_transaction(
                 {tp: records[-1].offset + 1}, self._group)
@@ -191,33 +201,25 @@ class Worker:
                 self._metrics.lag.labels(str(tp.partition)).set(
                     max(0, high - records[-1].offset - 1))
 
-    async def _apply(self, producer: AIOKafkaProducer, record: ConsumerRecord) -> None:
-        """Decide on one record and send its outputs into the open transaction."""
-        decision = await self._handler.handle(record)
-        failpoints.reached("after_redis")
-        self._count(decision)
-        for out in decision.records:
-            await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
-
-    async def _apply_traced(self, producer: AIOKafkaProducer, record: ConsumerRecord,
-                            tracing: Tracing) -> None:
-        """:meth:`_apply` inside consume, apply and produce spans; the outputs carry the produce
-        span's trace context instead of the input's."""
-        with tracing.consume(record, self._group):
-            with tracing.apply() as span:
-                decision = await self._handler.handle(record)
-                tracing.decided(span, decision.outcomes, decision.redelivered)
-            failpoints.reached("after_redis")
-            self._count(decision)
-            with tracing.produce([out.topic for out in decision.records]) as context:
-                for out in outputs.with_traceparent(
-                        decision.records, header_traceparent(record.headers), context):
-                    await producer.send(out.topic, out.value, key=out.key,
-                                        headers=list(out.headers))
+    @staticmethod
+    async def _send_traced(producer: AIOKafkaProducer, record: ConsumerRecord,
+                           decision: StoredDecision, tracing: Tracing) -> None:
+        """Send one record's outputs in a produce span; they carry its trace context instead of
+        the input's."""
+        with tracing.produce([out.topic for out in decision.records]) as context:
+            await _send(producer, outputs.with_traceparent(
+                decision.records, header_traceparent(record.headers), context))
 
     def _count(self, decision: StoredDecision) -> None:
         for name in ("redelivered",) if decision.redelivered else decision.outcomes:
             self._metrics.records.labels(name).inc()
+
+    def forget_lag(self, partitions: Iterable[TopicPartition]) -> None:
+        """Stop exporting the lag of partitions this worker no longer owns (their new owner
+        reports it; a stale value here would hide or fake lag)."""
+        for tp in partitions:
+            with contextlib.suppress(KeyError):
+                self._metrics.lag.remove(str(tp.partition))
 
     # --- parking expiry ------------------------------------------------------------------------
 
@@ -264,12 +266,19 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self._worker.close_producers(list(revoked))
+        self._worker.forget_lag(revoked)
         log.info("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # producers start on first use (fencing the previous owner then), so an unavailable
         # transaction coordinator here does not lose the assignment
         log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+async def _send(producer: AIOKafkaProducer, records: Iterable[Record]) -> None:
+    """Send output records into the producer's open transaction."""
+    for out in records:
+        await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
 
 
 def _bind_record_context(record: ConsumerRecord) -> None:

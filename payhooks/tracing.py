@@ -124,8 +124,10 @@ class Tracing:
     # --- worker --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def consume(self, record: ConsumerRecord, group: str) -> Iterator[Span]:
-        """One record's consumer span, a child of the context in its ``traceparent`` header."""
+    def consume(self, record: ConsumerRecord, group: str, start_ns: int | None = None
+                ) -> Iterator[Span]:
+        """One record's consumer span, a child of the context in its ``traceparent`` header
+        (``start_ns``: when its batch was taken up, if before now)."""
         attributes: dict[str, AttributeValue] = {
             **_KAFKA, _MSG_OPERATION_TYPE: "process", _MSG_OPERATION_NAME: SPAN_CONSUME,
             _MSG_DESTINATION: record.topic, _MSG_PARTITION: str(record.partition),
@@ -133,13 +135,23 @@ class Tracing:
         if record.key is not None:
             attributes[_MSG_KAFKA_KEY] = record.key.decode("utf-8", "replace")
         parent = _extract(header_traceparent(record.headers))
-        with self._span(SPAN_CONSUME, SpanKind.CONSUMER, attributes, parent) as span:
+        with self._span(SPAN_CONSUME, SpanKind.CONSUMER, attributes, parent,
+                        start_ns=start_ns) as span:
             yield span
 
     @contextlib.contextmanager
     def apply(self) -> Iterator[Span]:
         with self._span(SPAN_APPLY, SpanKind.INTERNAL, {}) as span:
             yield span
+
+    def applied(self, outcomes: Sequence[str], redelivered: bool, start_ns: int, end_ns: int,
+                batch_size: int) -> None:
+        """A finished ``apply`` span under the current (consume) span for one record decided in
+        a partition batch: it covers the batch's decision, from ``start_ns`` to ``end_ns``."""
+        span = self._tracer.start_span(SPAN_APPLY, kind=SpanKind.INTERNAL, start_time=start_ns,
+                                       attributes={_MSG_BATCH_COUNT: batch_size})
+        self.decided(span, outcomes, redelivered)
+        span.end(end_time=end_ns)
 
     @staticmethod
     def decided(span: Span, outcomes: Sequence[str], redelivered: bool) -> None:
@@ -161,10 +173,10 @@ class Tracing:
 
     @contextlib.contextmanager
     def _span(self, name: str, kind: SpanKind, attributes: Mapping[str, AttributeValue],
-              parent: Context | None = None) -> Iterator[Span]:
+              parent: Context | None = None, start_ns: int | None = None) -> Iterator[Span]:
         # exceptions are recorded by class only: their messages may quote what must not leave
         with self._tracer.start_as_current_span(
-                name, context=parent, kind=kind, attributes=attributes,
+                name, context=parent, kind=kind, attributes=attributes, start_time=start_ns,
                 record_exception=False, set_status_on_exception=False) as span:
             try:
                 yield span
