@@ -59,7 +59,6 @@ START_TIMEOUT = 60.0  # seconds until a worker's first transaction commits
 MIN_RATE = 100.0  # records/s below which a pass is given up on
 PRELOAD_CHUNK = 5000  # snapshots per Redis pipeline when preloading
 SAMPLE = 1000  # keys of each kind whose MEMORY USAGE is sampled
-PROPOSED = False  # --batch-handler: C1 runs bench.proposed_worker instead of payhooks
 
 log = logging.getLogger("bench")
 
@@ -306,8 +305,7 @@ def run_pass(rig: Rig, target: str, raw: str, round_: int, fanout: int, preloade
         argv = [sys.executable, "-m", "bench.noop_worker", "--config", str(config),
                 "--fanout", str(fanout)]
     else:
-        module = "bench.proposed_worker" if target == "C1" and PROPOSED else "payhooks"
-        argv = [sys.executable, "-m", module, "--config", str(config), "consume"]
+        argv = [sys.executable, "-m", "payhooks", "--config", str(config), "consume"]
     log_file = rig.workdir / f"{config.stem}.log"
     with running(Child(argv, log_file, events=False)) as child:
         usage, records = asyncio.run(_follow(rig, child, settings, total))
@@ -361,7 +359,7 @@ def measure(options: Options) -> Run:
             assert memory is not None
             points.append(ScalePoint(preloaded, result, memory))
     return Run(passes, memories, points, fanout, rig.raw["main"][1], options.payments,
-               report_machine(started_load), PROPOSED)
+               report_machine(started_load))
 
 
 def _prefix_of(rig: Rig) -> str:
@@ -396,9 +394,6 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
     parser.add_argument("--fanout", type=int, default=0,
                         help="C0's outputs per input; 0: as many as C1 writes on average, "
                              "measured in the warm-up (default 0)")
-    parser.add_argument("--batch-handler", action="store_true",
-                        help="run C1 as bench.proposed_worker: the worker deciding each "
-                             "partition batch with Handler.handle_batch")
     parser.add_argument("--quick", action="store_true",
                         help="a small run for trying things: 3000 payments, 2 rounds, "
                              "scale 1000,100000")
@@ -432,8 +427,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    global PROPOSED  # noqa: PLW0603  (one switch for the whole run, set once from the command line)
-    PROPOSED = args.batch_handler
     try:
         run = measure(options)
     except BenchError as exc:

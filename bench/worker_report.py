@@ -29,8 +29,6 @@ def _count(n: float) -> str:
 def _table(run: Run, rounds: int) -> list[str]:
     cols = [summarize(t, run.passes) for t in ("C0", "C1")]
     names = dict(_DESCRIPTIONS)
-    if run.batch_handler:
-        names["C1"] = "C1 worker deciding per batch (`bench.proposed_worker`, Redis)"
     rows: list[tuple[str, Callable[[Summary], str]]] = [
         (f"throughput, input records/s, median [min-max] of {rounds}",
          lambda s: f"{s.rate:,.0f} [{s.rate_min:,.0f}-{s.rate_max:,.0f}]"),

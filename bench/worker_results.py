@@ -132,4 +132,3 @@ class Run:
     records: int  # records in the main topic
     payments: int  # payments in the main topic
     machine: Machine
-    batch_handler: bool = False  # C1 ran as bench.proposed_worker (Handler.handle_batch)
