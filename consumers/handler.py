@@ -144,6 +144,9 @@ class Handler:
             if tick is None:
                 event = normalize(_envelope(source.value))
         except Poison as poison:
+            # the message is written for the DLQ's headers: it never quotes a secret or the body
+            log.warning("record_dead_lettered", stage=poison.stage,
+                        error=type(poison).__name__, reason=str(poison))
             record = dead_letter(source, poison.stage, type(poison).__name__, str(poison),
                                  self._topics.dlq)
             return _Plan(StoredDecision((record,), ("dlq",)))  # depends on the bytes only
@@ -194,6 +197,11 @@ def _log_decision(decision: machine.Decision, payment_id: str) -> None:
         if outcome.name == "dead":
             log.warning("event_dead_lettered", payment_id=payment_id,
                         event_id=outcome.event.event_id, reason=outcome.reason)
+        elif outcome.name == "stale":
+            # SPEC: a stale event is a no-op recorded in metrics and logs (a repeated capture or
+            # refund under a new event id shows up here)
+            log.info("event_stale", payment_id=payment_id, event_id=outcome.event.event_id,
+                     reason=outcome.reason)
         else:
             log.debug("event_decided", payment_id=payment_id, event_id=outcome.event.event_id,
                       outcome=outcome.name, reason=outcome.reason)

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from payhooks import kafka
 from payhooks.config import Settings
 from tests.conftest import SESSION_LOGS, running_worker
 from tests.support import eventually, post_stripe, read_topic, stripe_event, stripe_headers
@@ -91,3 +92,32 @@ async def test_lag_per_partition_is_zero_once_the_worker_has_caught_up(
 
         await eventually(lambda: set(lags()) >= partitions)
         await eventually(lambda: all(lags()[p] == 0 for p in partitions))
+
+
+async def test_stale_events_and_dead_letters_of_every_stage_are_logged(
+        settings: Settings, receiver_url: str, redis_client: Redis) -> None:
+    start = len(SESSION_LOGS.getvalue())
+    url = f"{receiver_url}/webhooks/stripe"
+    first = stripe_event("evt_obs_auth_1", "payment_intent.amount_capturable_updated",
+                         pi="pi_obs_stale", amount=700)
+    first["data"]["object"]["amount_capturable"] = 700
+    again = {**first, "id": "evt_obs_auth_2"}  # the same authorization under a new event id
+    async with running_worker(settings, redis_client) as metrics, httpx.AsyncClient() as client:
+        for event in (first, again):
+            assert (await post_stripe(client, url, event)).status_code == 200
+        producer = kafka.producer(settings.kafka)
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.topics.raw, b"\xff not an envelope",
+                                         key=b"stripe:pi_obs_stale")
+        finally:
+            await producer.stop()
+        await eventually(lambda: metrics.records.labels("stale")._value.get() == 1)
+        await eventually(lambda: metrics.records.labels("dlq")._value.get() == 1)
+    lines = log_lines_since(start)
+    [stale] = [line for line in lines if line.get("event") == "event_stale"]
+    assert (stale["payment_id"], stale["event_id"], stale["level"]) == (
+        "stripe:pi_obs_stale", "stripe:evt_obs_auth_2", "info")
+    [dead] = [line for line in lines if line.get("event") == "record_dead_lettered"]
+    assert (dead["stage"], dead["level"]) == ("decode", "warning")
+    assert isinstance(dead["offset"], int)
