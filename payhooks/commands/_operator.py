@@ -28,7 +28,10 @@ def command_line(ctx: click.Context) -> str:
             continue
         flag = max(param.opts, key=len)
         if param.is_flag:
-            parts.append(flag)
+            # options sharing one parameter (--to-earliest / --to-latest -> target): only the
+            # one whose value was chosen was typed
+            if param.is_bool_flag or param.flag_value == value:
+                parts.append(flag)
             continue
         for item in value if isinstance(value, tuple) else (value,):
             text = item.isoformat() if isinstance(item, datetime) else str(item)

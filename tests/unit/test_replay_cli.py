@@ -68,3 +68,23 @@ def test_usage_errors_exit_2_and_name_the_fix(args: tuple[str, ...], hint: str) 
     code, _, err = run(nowhere(), *args)
     assert code == EXIT_USAGE, err
     assert hint in err
+
+
+@pytest.mark.parametrize("args", [
+    ("--to-latest", "--partition", "3", "--partition", "5", "--reason", "INC-1", "--execute"),
+    ("--to-earliest", "--reason", "INC 1: rebuild", "--force"),
+])
+def test_the_audited_command_line_is_the_one_typed(args: tuple[str, ...]) -> None:
+    from payhooks.commands._operator import command_line  # noqa: PLC0415
+    from payhooks.commands.offsets import offsets_reset  # noqa: PLC0415
+
+    ctx = offsets_reset.make_context("payhooks offsets reset", list(args))
+    line = command_line(ctx)
+    chosen = args[0]
+    other = "--to-earliest" if chosen == "--to-latest" else "--to-latest"
+    assert line.startswith("payhooks offsets reset ")
+    assert chosen in line
+    assert other not in line
+    assert ("--execute" in line) == ("--execute" in args)
+    assert ("--force" in line) == ("--force" in args)
+    assert ("--partition 3 --partition 5" in line) == ("3" in args)
