@@ -132,6 +132,6 @@ def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    # libraries speak at WARNING and above unless we are debugging
-    for noisy in ("aiokafka", "uvicorn.error", "kafka"):
+    # libraries speak at WARNING and above (httpx would log every simulated request at INFO)
+    for noisy in ("aiokafka", "uvicorn.error", "kafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
