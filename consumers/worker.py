@@ -42,6 +42,7 @@ Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
 
 _BACKOFF_START, _BACKOFF_MAX = 0.2, 10.0
 _TICK_INTERVAL = 5.0  # how often the ticker looks for expired parked events
+_REACHABLE_TIMEOUT = 5.0  # seconds a metadata round trip may take before Kafka counts as gone
 _TICK_QUIET = 60.0  # a payment ticked is not ticked again for this long
 
 
@@ -63,6 +64,7 @@ class Worker:
         self._batch_lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._ticked: dict[str, float] = {}
+        self._kafka_reachable = True  # until the ticker's first look says otherwise
 
     def _count_transition(self, transition: Transition) -> None:
         self._metrics.transitions.labels(transition.to_state,
@@ -77,7 +79,8 @@ class Worker:
                                   max_poll_interval_ms=300_000, session_timeout_ms=session,
                                   heartbeat_interval_ms=max(100, session // 3))
         self._consumer = consumer
-        await consumer.start()
+        if not await self._start_consumer(consumer, stop):
+            return  # stopped before Kafka ever answered
         consumer.subscribe([self._topic], listener=_Listener(self))
         ticker = asyncio.create_task(self._tick_loop(stop), name="parking-ticker")
         log.info("worker_started", group_id=self._group)
@@ -88,7 +91,9 @@ class Worker:
                     if await rebuild.ensure_ready(self.store, self._settings.kafka,
                                                   self._settings.topics.snapshots):
                         self._metrics.rebuilds.inc()
-                    self._metrics.ready.set(1)
+                    # ready while Redis is trusted and the ticker's last look found Kafka
+                    # (getmany alone does not notice a broker gone while the worker is idle)
+                    self._metrics.ready.set(1 if self._kafka_reachable else 0)
                     batch = await consumer.getmany(
                         timeout_ms=self._settings.consumer.poll_timeout_ms,
                         max_records=self._settings.consumer.batch_max_records)
@@ -113,6 +118,25 @@ class Worker:
             await self._close_producers(list(self._producers))
             self._metrics.ready.set(0)
             log.info("worker_stopped")
+
+    async def _start_consumer(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> bool:
+        """Start the consumer, retrying with backoff while Kafka does not answer (a worker
+        started during an outage waits, not ready, instead of crashing); False if stopped."""
+        backoff = _BACKOFF_START
+        while not stop.is_set():
+            try:
+                await consumer.start()
+            except (KafkaError, OSError) as exc:
+                self._metrics.ready.set(0)
+                log.warning("kafka_unavailable", error=type(exc).__name__,
+                            bootstrap_servers=self._settings.kafka.bootstrap_servers,
+                            backoff_seconds=backoff)
+                await _sleep_unless(stop, backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+            else:
+                return True
+        await consumer.stop()
+        return False
 
     async def producer_for(self, tp: TopicPartition) -> AIOKafkaProducer:
         """The partition's transactional producer, started on first use."""
@@ -230,16 +254,23 @@ class Worker:
         the payment's other records and with the same effectively-once machinery. Ticking is
         at-least-once; a tick with nothing due changes nothing.
         """
-        producer = kafka.producer(self._settings.kafka)
-        await producer.start()
+        producer: AIOKafkaProducer | None = None
         lock_key = self.store.prefix + "meta:ticker"
         try:
             while not stop.is_set():
                 await _sleep_unless(stop, _TICK_INTERVAL)
+                if producer is None:
+                    producer = await _started_or_none(kafka.producer(self._settings.kafka))
+                self._kafka_reachable = producer is not None and await _reachable(producer)
+                if not self._kafka_reachable:
+                    self._metrics.ready.set(0)
+                    continue
+                assert producer is not None
                 with contextlib.suppress(Retryable, KafkaError, OSError):
                     await self._tick_once(producer, lock_key)
         finally:
-            await producer.stop()
+            if producer is not None:
+                await producer.stop()
 
     async def _tick_once(self, producer: AIOKafkaProducer, lock_key: str) -> None:
         count, oldest = await self.store.parked_stats()
@@ -273,6 +304,25 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         # producers start on first use (fencing the previous owner then), so an unavailable
         # transaction coordinator here does not lose the assignment
         log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+async def _started_or_none(producer: AIOKafkaProducer) -> AIOKafkaProducer | None:
+    """``producer`` started, or None (and stopped) when Kafka does not answer."""
+    try:
+        await producer.start()
+    except (KafkaError, OSError):
+        await producer.stop()
+        return None
+    return producer
+
+
+async def _reachable(producer: AIOKafkaProducer) -> bool:
+    """Whether a metadata round trip to the cluster succeeds within a few seconds."""
+    try:
+        return bool(await asyncio.wait_for(producer.client.force_metadata_update(),
+                                           _REACHABLE_TIMEOUT))
+    except (TimeoutError, KafkaError, OSError):
+        return False
 
 
 async def _send(producer: AIOKafkaProducer, records: Iterable[Record]) -> None:

@@ -8,10 +8,12 @@ duplicate the workers drop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Protocol
 
+import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -19,6 +21,10 @@ from ingest.errors import PublishFailed, PublishTimeout
 from payhooks import kafka
 from payhooks.config import KafkaSettings
 from payhooks.kafka import Record
+
+log = structlog.get_logger("payhooks.ingest")
+
+_RECONNECT_START, _RECONNECT_MAX = 1.0, 30.0  # seconds between connection attempts
 
 
 class Publisher(Protocol):
@@ -40,8 +46,23 @@ class KafkaPublisher:
         self._readiness_timeout = readiness_timeout
         self._producer: AIOKafkaProducer | None = None
         self._ready_cache: tuple[float, bool] = (0.0, False)
+        self._connecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Connect the producer; while Kafka does not answer, keep trying in the background.
+
+        The receiver starts either way: until the producer is connected, /readyz answers 503
+        and webhooks get 503 with Retry-After (the PSP retries), instead of the process crashing
+        and restarting in a loop through an outage.
+        """
+        try:
+            self._producer = await self._connect()
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("kafka_unavailable", error=type(exc).__name__,
+                        bootstrap_servers=self._settings.bootstrap_servers)
+            self._connecting = asyncio.create_task(self._keep_connecting(), name="kafka-connect")
+
+    async def _connect(self) -> AIOKafkaProducer:
         producer = kafka.producer(self._settings)
         # start() needs one broker to bootstrap; bound it so a dead broker does not hang start-up
         try:
@@ -49,16 +70,31 @@ class KafkaPublisher:
         except BaseException:
             await producer.stop()
             raise
-        self._producer = producer
+        return producer
+
+    async def _keep_connecting(self) -> None:
+        delay = _RECONNECT_START
+        while self._producer is None:
+            await asyncio.sleep(delay)
+            try:
+                self._producer = await self._connect()
+            except (KafkaError, TimeoutError, OSError):
+                delay = min(delay * 2, _RECONNECT_MAX)
+        log.info("kafka_connected", bootstrap_servers=self._settings.bootstrap_servers)
 
     async def stop(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+            self._connecting = None
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()  # flushes what is still buffered
 
     async def publish(self, records: Sequence[Record], timeout: float) -> None:
         if self._producer is None:
-            raise PublishFailed("the Kafka producer is not started")
+            raise PublishFailed("not connected to Kafka yet")
         producer = self._producer
         try:
             async with asyncio.timeout(timeout):
