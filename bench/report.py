@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from bench import sections
 from bench.results import Outcome, TargetSummary
 from payhooks import stack
 
@@ -197,16 +198,5 @@ def section(outcome: Outcome, machine: Machine, command: str, connections: int,
 
 
 def rewrite_benchmarks(path: Path, new_section: str) -> None:
-    """Replace the text between the markers; without markers, put the section first (latest first).
-
-    Everything outside the markers is left as it is.
-    """
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if 0 <= start < end:
-        text = text[:start] + new_section + text[end + len(END_MARKER):]
-    else:
-        heading = re.search(r"^## ", text, re.M)
-        at = heading.start() if heading else len(text)
-        text = text[:at] + new_section + "\n\n" + text[at:]
-    path.write_text(text, encoding="utf-8")
+    """This benchmark's section of BENCHMARKS.md replaced (or added) with ``new_section``."""
+    sections.rewrite(path, (START_MARKER, END_MARKER), new_section, first=True)

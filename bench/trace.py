@@ -44,6 +44,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from bench import sections
 from consumers import trace
 from payhooks import kafka, stack, topics
 from payhooks.config import KafkaSettings, Settings, TopicSettings
@@ -304,17 +305,6 @@ def section(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def rewrite_benchmarks(path: Path, new_section: str) -> None:
-    """Replace the text between our markers, or append the section at the end of the file."""
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if 0 <= start < end:
-        text = text[:start] + new_section + text[end + len(END_MARKER):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + new_section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 async def run(args: argparse.Namespace, load: str) -> dict[str, Any]:
     uid = uuid.uuid4().hex[:8]
     settings = Settings(
@@ -385,3 +375,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def rewrite_benchmarks(path: Path, new_section: str) -> None:
+    """This benchmark's section of BENCHMARKS.md replaced (or added) with ``new_section``."""
+    sections.rewrite(path, (START_MARKER, END_MARKER), new_section)

@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import sections
 from bench.worker_results import Memory, Run, Summary, paired_ratios, summarize
 
 START_MARKER = "<!-- bench:worker:start -->"
@@ -133,11 +134,5 @@ def section(run: Run, command: str, rounds: int) -> str:
 
 
 def rewrite_benchmarks(path: Path, new_section: str) -> None:
-    """Replace the text between the markers; without markers, append the section at the end."""
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if 0 <= start < end:
-        text = text[:start] + new_section + text[end + len(END_MARKER):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + new_section + "\n"
-    path.write_text(text, encoding="utf-8")
+    """This benchmark's section of BENCHMARKS.md replaced (or added) with ``new_section``."""
+    sections.rewrite(path, (START_MARKER, END_MARKER), new_section)
