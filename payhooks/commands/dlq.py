@@ -10,7 +10,7 @@ import click
 
 from payhooks.clikit import EXIT_FAILED, EXIT_USAGE, emit, fail, settings_of
 from payhooks.commands._operator import IsoTime, kafka_down, now, progress_bar
-from payhooks.commands.replay import DEFAULT_RATE, run_replay
+from payhooks.commands.replay import run_replay, writing_options
 
 
 def _age(seconds: int) -> str:
@@ -156,11 +156,7 @@ def _indent(value: Any) -> str:
 @click.option("--all", "everything", is_flag=True,
               help="Every dead letter the filters select (no --id).")
 @_filter_options
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_RATE,
-              show_default=True, help="Records written per second, at most.")
-@click.option("--execute", is_flag=True, help="Write the records (without it: a dry run).")
-@click.option("--reason", required=True, help="Why (a ticket id): goes into the audit record.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@writing_options
 @click.pass_context
 def dlq_redrive(ctx: click.Context, ids: tuple[str, ...], everything: bool,
                 payment: str | None, provider: str | None, stage: str | None,

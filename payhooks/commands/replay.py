@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,21 @@ if TYPE_CHECKING:
     from consumers.selection import Filters
 
 DEFAULT_RATE = 200.0
+
+
+def writing_options(command: Any) -> Any:
+    """The options of every command that writes records: --rate, --execute, --reason, --json."""
+    for option in reversed((
+        click.option("--rate", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_RATE, show_default=True,
+                     help="Records written per second, at most."),
+        click.option("--execute", is_flag=True, help="Write the records (without it: a dry run)."),
+        click.option("--reason", required=True,
+                     help="Why (a ticket id): goes into the audit record."),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout."),
+    )):
+        command = option(command)
+    return command
 
 
 def run_replay(ctx: click.Context, action: str, request: RangeRequest, filters: Filters, *,
@@ -112,11 +127,7 @@ def run_replay(ctx: click.Context, action: str, request: RangeRequest, filters: 
 @click.option("--provider", default=None, help="Only this provider, e.g. stripe.")
 @click.option("--type", "event_type", default=None,
               help="Only this provider event type as received, e.g. payment_intent.succeeded.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_RATE,
-              show_default=True, help="Records written per second, at most.")
-@click.option("--execute", is_flag=True, help="Write the records (without it: a dry run).")
-@click.option("--reason", required=True, help="Why (a ticket id): goes into the audit record.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@writing_options
 @click.pass_context
 def replay(ctx: click.Context, topic: str, partitions: tuple[int, ...], from_offset: int | None,
            to_offset: int | None, from_time: datetime | None, to_time: datetime | None,
