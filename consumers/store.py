@@ -195,6 +195,17 @@ class PaymentStore:
 
     # --- reads ---------------------------------------------------------------------------------
 
+    async def forget(self, decision_keys: Sequence[str]) -> None:
+        """Drop stored decisions whose Kafka transaction has committed (outputs and offsets).
+
+        A decision is kept only to re-emit the same outputs when its batch is read again after
+        a failed or unknown commit; once the transaction committed, the group never reads those
+        records again (a rewind forgets them itself: :mod:`consumers.group_offsets`), so the
+        decision would only hold memory until its TTL.
+        """
+        if decision_keys:
+            await self.redis.unlink(*decision_keys)
+
     async def stored(self, decision_key: str) -> StoredDecision | None:
         try:
             data = await self.redis.get(decision_key)

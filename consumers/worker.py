@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from consumers import failpoints, outputs, rebuild
 from consumers.errors import Retryable
@@ -219,6 +220,11 @@ class Worker:
             if failpoints.armed("during_commit"):  # die while the commit is on the wire
                 asyncio.get_running_loop().call_later(0.001, failpoints.reached, "during_commit")
         self._metrics.transaction_seconds.observe(time.perf_counter() - started)
+        # committed: the batch's stored decisions are never needed again (best effort: they
+        # expire anyway)
+        with contextlib.suppress(RedisError, OSError):
+            await self.store.forget([self.store.decision_key(r.topic, r.partition, r.offset)
+                                     for r in records])
         if self._consumer is not None:
             high = self._consumer.highwater(tp)
             if high is not None:

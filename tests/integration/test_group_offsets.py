@@ -140,7 +140,8 @@ async def test_a_rewind_re_reads_committed_records_without_writing_any_output_tw
     done = await invoke(settings, "offsets", "reset", "--to-earliest", "--execute",
                         "--reason", "INC-7", "--json")
     assert done.exit_code == 0, done.output
-    assert json_of(done)["decisions_forgotten"] == 6
+    # the workers forget a batch's decisions once it commits; a reset forgets any left over
+    assert json_of(done)["decisions_forgotten"] == 0
     assert set((await group_offsets(settings)).values()) == {0}
 
     async with running_worker(settings, redis_client) as metrics:
@@ -152,3 +153,19 @@ async def test_a_rewind_re_reads_committed_records_without_writing_any_output_tw
         assert metrics.records.labels("redelivered")._value.get() == 0
     for topic, before in outputs.items():
         assert await end_offsets(settings, topic) == before, topic
+
+
+async def test_a_rewind_forgets_exactly_the_decisions_of_the_records_to_re_read(
+        settings: Settings, redis_client: Redis) -> None:
+    from consumers.group_offsets import Move, forget_decisions  # noqa: PLC0415
+    from consumers.store import PaymentStore  # noqa: PLC0415
+
+    store = PaymentStore(redis_client, settings.redis.key_prefix)
+    raw = settings.topics.raw
+    keys = {(p, o): store.decision_key(raw, p, o) for p in (0, 1) for o in range(10)}
+    for key in keys.values():
+        await redis_client.set(key, b"{}")
+    moves = [Move(0, before=8, after=3), Move(1, before=5, after=7)]  # a rewind, a skip ahead
+    assert await forget_decisions(settings, redis_client, moves) == 5
+    left = {k for k, key in keys.items() if await redis_client.exists(key)}
+    assert left == set(keys) - {(0, o) for o in range(3, 8)}

@@ -16,7 +16,7 @@ from payhooks.metrics import ConsumerMetrics
 from schemas import registry as schema_registry
 from schemas import wire
 from tests.conftest import running_worker
-from tests.support import post_stripe, read_topic, stripe_event, stripe_headers
+from tests.support import eventually, post_stripe, read_topic, stripe_event, stripe_headers
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +108,24 @@ async def test_poison_on_raw_goes_to_the_dlq_with_its_coordinates(
     assert headers[wire.HEADER_DLQ_SOURCE_TOPIC] == settings.topics.raw.encode()
     assert headers[wire.HEADER_DLQ_STAGE] == b"decode"
     assert headers[wire.HEADER_DLQ_ERROR_CLASS] == b"DecodeError"
+
+
+async def test_committed_batches_leave_no_stored_decisions_behind(
+        settings: Settings, receiver_url: str, worker: ConsumerMetrics,
+        redis_client: Redis) -> None:
+    async with httpx.AsyncClient() as client:
+        for n in range(5):
+            event = stripe_event(f"evt_skel_forget_{n}", pi=f"pi_skel_forget_{n}")
+            assert (await post_stripe(client, f"{receiver_url}/webhooks/stripe", event)
+                    ).status_code == 200
+    await read_topic(settings, settings.topics.events, expect=5)
+    pattern = settings.redis.key_prefix + wire.REDIS_DECISION.format(
+        topic="*", partition="*", offset="*")
+
+    async def no_decisions() -> bool:
+        return not [key async for key in redis_client.scan_iter(match=pattern)]
+
+    await eventually(no_decisions, timeout=10)
+    snapshots = [key async for key in redis_client.scan_iter(
+        match=settings.redis.key_prefix + "pay:*")]
+    assert len(snapshots) == 5  # the payments themselves are kept
