@@ -55,7 +55,8 @@ class Worker:
         self._group = settings.consumer.group_id
         self._topic = settings.topics.raw
         self._metrics = metrics
-        self.store = PaymentStore(redis, settings.redis.key_prefix)
+        self.store = PaymentStore(redis, settings.redis.key_prefix,
+                                  decision_ttl_seconds=settings.consumer.dedupe_ttl_seconds)
         window = timedelta(seconds=settings.consumer.parking_window_seconds)
         self._window = window
         self._handler = Handler(settings.topics, self.store, window,

@@ -119,7 +119,9 @@ class ConsumerSettings:
     group_id: str = "payhooks-workers"
     batch_max_records: int = 500
     poll_timeout_ms: int = 500
-    dedupe_ttl_seconds: int = 35 * 24 * 3600  # longer than the longest PSP retry window (30 d)
+    #: how long the stored decision of a batch whose commit failed is kept for its re-read
+    #: (committed batches' decisions are deleted at once): restart the workers within it
+    dedupe_ttl_seconds: int = 35 * 24 * 3600
     parking_window_seconds: int = 15 * 60
     session_timeout_ms: int = 10_000  # how soon a dead worker's partitions move to the others
 
