@@ -45,6 +45,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bench import sections
+from consumers import timeline as timelines
 from consumers import trace
 from payhooks import kafka, stack, topics
 from payhooks.config import KafkaSettings, Settings, TopicSettings
@@ -113,7 +114,7 @@ async def send_all(producer: AIOKafkaProducer, topic: str, partitions: list[int]
     pending: list[asyncio.Future[object]] = []
     sent = 0
     for key, value, ts in items:
-        p = trace.partition_for(key, partitions)
+        p = timelines.partition_for(key, partitions)
         headers = [(wire.HEADER_DELIVERY_ID, b"bench")]
         if batches[p].append(key=key, value=value, timestamp=ts, headers=headers) is None:
             pending.append(await producer.send_batch(batches[p], topic, partition=p))
@@ -181,7 +182,7 @@ async def fill(settings: Settings, records: int, downstream: int, partitions: in
     try:
         from aiokafka import TopicPartition  # noqa: PLC0415
 
-        tp = TopicPartition(settings.topics.raw, trace.partition_for(target_id.encode(),
+        tp = TopicPartition(settings.topics.raw, timelines.partition_for(target_id.encode(),
                                                                      numbers))
         in_partition = (await consumer.end_offsets([tp]))[tp]
     finally:
@@ -190,8 +191,8 @@ async def fill(settings: Settings, records: int, downstream: int, partitions: in
                 in_partition)
 
 
-async def time_api(settings: Settings, payment: str, window: trace.Window, runs: int
-                   ) -> tuple[list[float], trace.Timeline]:
+async def time_api(settings: Settings, payment: str, window: timelines.Window, runs: int
+                   ) -> tuple[list[float], timelines.Timeline]:
     timings = []
     timeline = None
     for _ in range(runs):
@@ -316,8 +317,8 @@ async def run(args: argparse.Namespace, load: str) -> dict[str, Any]:
         filled = await fill(settings, args.records, args.downstream, args.partitions)
         print(f"filled in {filled.seconds} s; tracing {filled.target}", file=sys.stderr)  # noqa: T201
         await asyncio.sleep(2)  # let the broker settle after the fill
-        window = trace.Window(since=datetime.now(UTC) - timedelta(hours=1))
-        full, timeline = await time_api(settings, filled.target, trace.Window(), args.runs)
+        window = timelines.Window(since=datetime.now(UTC) - timedelta(hours=1))
+        full, timeline = await time_api(settings, filled.target, timelines.Window(), args.runs)
         windowed, timeline_w = await time_api(settings, filled.target, window, args.runs)
         with tempfile.TemporaryDirectory() as folder:
             config = config_file(settings, Path(folder))
@@ -327,7 +328,7 @@ async def run(args: argparse.Namespace, load: str) -> dict[str, Any]:
     finally:
         await delete_topics(settings)
 
-    def raw_read(t: trace.Timeline) -> int:
+    def raw_read(t: timelines.Timeline) -> int:
         return sum(s.records for s in t.scans if s.role == "raw")
 
     return {

@@ -15,7 +15,8 @@ import click
 from payhooks.clikit import EXIT_USAGE, emit, fail, settings_of
 
 if TYPE_CHECKING:
-    from consumers.trace import Progress, Timeline
+    from consumers.timeline import Timeline
+    from consumers.trace import Progress
 
 _EPILOG = """\b
 Rows are ordered by when payhooks wrote them (the Kafka record timestamp; a parked event in
@@ -54,18 +55,19 @@ def trace(ctx: click.Context, payment_id: str, since: str | None, until: str | N
       payhooks trace adyen:8835511210681328 --since 2026-11-23T10:00:00Z --until 2026-11-23T12:00Z
       payhooks trace stripe:pi_3PqX2aLkdIwHu7ix --json | jq '.rows[] | select(.role == "dlq")'
     """
-    from consumers import trace as tracing  # noqa: PLC0415  (keep `--help` fast)
+    from consumers import timeline as timelines  # noqa: PLC0415  (keep `--help` fast)
+    from consumers import trace as tracing  # noqa: PLC0415
     from payhooks.config import PROVIDERS  # noqa: PLC0415
 
     settings = settings_of(ctx)
-    problem = tracing.check_payment_id(payment_id, PROVIDERS)
+    problem = timelines.check_payment_id(payment_id, PROVIDERS)
     if problem:
         fail(problem, EXIT_USAGE)
     now = datetime.now(UTC)
     try:
-        window = tracing.Window(
-            since=tracing.parse_when(since, now) if since else None,
-            until=tracing.parse_when(until, now) if until else None)
+        window = timelines.Window(
+            since=timelines.parse_when(since, now) if since else None,
+            until=timelines.parse_when(until, now) if until else None)
     except ValueError as exc:
         fail(f"--since/--until: {exc}", EXIT_USAGE)
     if window.since and window.until and window.since >= window.until:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from redis.asyncio import Redis
 
+from consumers import timeline as timelines
 from consumers import trace
 from payhooks import kafka
 from payhooks.cli import cli
@@ -132,7 +133,7 @@ async def test_trace_shows_duplicates_the_parked_event_and_the_dead_letter_in_or
     assert {s.topic for s in timeline.scans} == {processed.topics.by_role()[r]
                                                  for r in trace.ROLES}
     assert {s.partition for s in timeline.scans if s.role == "raw"} == {raw[0].partition}
-    assert raw[0].partition == trace.partition_for(PAYMENT.encode(), [0, 1, 2])
+    assert raw[0].partition == timelines.partition_for(PAYMENT.encode(), [0, 1, 2])
 
 
 async def test_trace_command_prints_the_same_rows_as_json_and_as_a_table(
@@ -167,7 +168,7 @@ async def test_a_time_window_reads_only_the_offsets_of_that_window(settings: Set
     await produce(settings, *((PAYMENT.encode(), f'{{"n": {h}}}'.encode(),
                                int((now - timedelta(hours=h)).timestamp() * 1000))
                               for h in hours))
-    window = trace.Window(since=now - timedelta(minutes=150), until=now - timedelta(minutes=90))
+    window = timelines.Window(since=now - timedelta(minutes=150), until=now - timedelta(minutes=90))
     timeline = await trace.trace(settings, PAYMENT, now=now, window=window)
     [row] = timeline.rows
     assert row.offset == 1

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from consumers import outputs, trace
+from consumers import outputs
 from consumers import state as sm
+from consumers import timeline as timelines
 from consumers.dlq import SourceRecord, dead_letter
 from consumers.normalize import normalize
 from payhooks.config import PROVIDERS, TopicSettings
@@ -56,15 +57,15 @@ class Pipeline:
     """The workers' pure steps over raw records, stamping each record written with a time."""
 
     snapshot: sm.Snapshot = field(default_factory=lambda: sm.Snapshot(PAYMENT))
-    records: list[trace.TracedRecord] = field(default_factory=list)
+    records: list[timelines.TracedRecord] = field(default_factory=list)
     offsets: dict[str, int] = field(default_factory=dict)
     clock_ms: int = int(NOW.timestamp() * 1000)
 
-    def write(self, record: Record) -> trace.TracedRecord:
+    def write(self, record: Record) -> timelines.TracedRecord:
         offset = self.offsets.get(record.topic, 0)
         self.offsets[record.topic] = offset + 1
         self.clock_ms += 5
-        written = trace.TracedRecord(_ROLE[record.topic], record.topic, 0, offset,
+        written = timelines.TracedRecord(_ROLE[record.topic], record.topic, 0, offset,
                                      self.clock_ms, record.value, record.headers)
         if record.topic in (TOPICS.raw, TOPICS.events, TOPICS.transitions, TOPICS.state,
                             TOPICS.dlq):
@@ -88,10 +89,10 @@ class Pipeline:
         self.snapshot = decision.snapshot
 
 
-def build(pipeline: Pipeline, live: trace.Live | None = None, **options: object
-          ) -> trace.Timeline:
-    live = live or trace.Live("ok", pipeline.snapshot)
-    return trace.build(PAYMENT, reversed(pipeline.records), live, now=NOW,
+def build(pipeline: Pipeline, live: timelines.Live | None = None, **options: object
+          ) -> timelines.Timeline:
+    live = live or timelines.Live("ok", pipeline.snapshot)
+    return timelines.build(PAYMENT, reversed(pipeline.records), live, now=NOW,
                        parking_window=WINDOW, **options)  # type: ignore[arg-type]
 
 
@@ -165,7 +166,7 @@ def test_an_event_released_by_a_later_delivery_is_shown_parked_then_released() -
 
 def test_an_unreachable_redis_leaves_the_kafka_timeline_and_says_so() -> None:
     pipeline = lifecycle()
-    timeline = build(pipeline, trace.Live("unreachable", message="redis://x: ConnectionError"))
+    timeline = build(pipeline, timelines.Live("unreachable", message="redis://x: ConnectionError"))
     assert timeline.found
     assert len(timeline.rows) == len(pipeline.records)
     assert any(n.startswith("Redis was unreachable (redis://x") for n in timeline.notes)
@@ -174,12 +175,12 @@ def test_an_unreachable_redis_leaves_the_kafka_timeline_and_says_so() -> None:
 
 def test_a_redis_snapshot_behind_payments_state_is_noted() -> None:
     pipeline = lifecycle()
-    timeline = build(pipeline, trace.Live("ok", sm.Snapshot(PAYMENT, "authorized", version=7)))
+    timeline = build(pipeline, timelines.Live("ok", sm.Snapshot(PAYMENT, "authorized", version=7)))
     assert "Redis holds version 7, payments.state shows version 1" in timeline.notes
 
 
 def test_no_record_and_no_snapshot_is_not_found() -> None:
-    timeline = trace.build(PAYMENT, [], trace.Live("absent"), now=NOW)
+    timeline = timelines.build(PAYMENT, [], timelines.Live("absent"), now=NOW)
     assert not timeline.found
     assert timeline.as_dict()["found"] is False
 
@@ -223,13 +224,13 @@ def test_json_form_has_every_row_with_its_coordinates() -> None:
     ("2026-11-23", datetime(2026, 11, 23, tzinfo=UTC)),
 ])
 def test_times_are_iso_or_durations_back_from_now(text: str, expected: datetime) -> None:
-    assert trace.parse_when(text, NOW) == expected
+    assert timelines.parse_when(text, NOW) == expected
 
 
 @pytest.mark.parametrize("text", ["yesterday", "2h ago", "-5m", "", "2026-13-01"])
 def test_other_times_are_refused_with_the_forms_accepted(text: str) -> None:
     with pytest.raises(ValueError, match="neither an ISO time"):
-        trace.parse_when(text, NOW)
+        timelines.parse_when(text, NOW)
 
 
 @pytest.mark.parametrize(("payment_id", "problem"), [
@@ -241,14 +242,14 @@ def test_other_times_are_refused_with_the_forms_accepted(text: str) -> None:
 ])
 def test_payment_ids_must_be_provider_colon_reference(payment_id: str, problem: str | None
                                                       ) -> None:
-    found = trace.check_payment_id(payment_id, PROVIDERS)
+    found = timelines.check_payment_id(payment_id, PROVIDERS)
     assert found is None if problem is None else problem in (found or "")
 
 
 def test_partition_is_murmur2_of_the_key_over_the_sorted_partitions() -> None:
     key = PAYMENT.encode()
-    chosen = {trace.partition_for(key, list(range(n))) for n in range(1, 13)}
+    chosen = {timelines.partition_for(key, list(range(n))) for n in range(1, 13)}
     assert chosen <= set(range(12))
-    assert trace.partition_for(key, [2, 0, 1]) == trace.partition_for(key, [0, 1, 2])
+    assert timelines.partition_for(key, [2, 0, 1]) == timelines.partition_for(key, [0, 1, 2])
     # Kafka's Java client: murmur2(b"21") & 0x7fffffff == 0x7fffffff & -973932308
-    assert trace.partition_for(b"21", list(range(1000))) == (-973932308 & 0x7FFFFFFF) % 1000
+    assert timelines.partition_for(b"21", list(range(1000))) == (-973932308 & 0x7FFFFFFF) % 1000
