@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 import redis
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from bench import report, worker_report, workload
@@ -205,6 +206,37 @@ def measure_memory(rig: Rig, prefix: str, before: int, records: int) -> Memory:
     )
 
 
+async def count_outputs(settings: Settings) -> int:
+    """Committed records on the worker's output topics (events, transitions, state, snapshots,
+    DLQ): what C0 must write per input to pay the same produce traffic."""
+    roles = ("events", "transitions", "state", "snapshots", "dlq")
+    names = [getattr(settings.topics, role) for role in roles]
+    tps = [TopicPartition(name, p) for name in names
+           for p in await kafka.partitions_of(settings.kafka, name)]
+    consumer = kafka.consumer(settings.kafka, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        count, deadline = 0, time.monotonic() + 300
+
+        async def behind() -> bool:
+            for tp in tps:
+                if await consumer.position(tp) < ends[tp]:
+                    return True
+            return False
+
+        while await behind():
+            if time.monotonic() > deadline:
+                raise BenchError("counting the output records took over 5 minutes")
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            count += sum(len(records) for records in batch.values())
+    finally:
+        await consumer.stop()
+    return count
+
+
 def _mean(values: Iterator[int] | Sequence[int]) -> float:
     data = list(values)
     return statistics.fmean(data) if data else 0.0
@@ -309,7 +341,11 @@ def run_pass(rig: Rig, target: str, raw: str, round_: int, fanout: int, preloade
     log_file = rig.workdir / f"{config.stem}.log"
     with running(Child(argv, log_file, events=False)) as child:
         usage, records = asyncio.run(_follow(rig, child, settings, total))
-    memory = None if target == "C0" else measure_memory(rig, prefix, before_pass, total)
+    memory = None
+    if target == "C1":
+        memory = dataclasses.replace(
+            measure_memory(rig, prefix, before_pass, total),
+            outputs_per_record=asyncio.run(count_outputs(settings)) / max(total, 1))
     result = Pass(
         target=target, round=round_, records=records, seconds=usage.seconds,
         worker_cpu=usage.processes["worker"], broker_cpu=usage.processes["broker"],
@@ -341,7 +377,7 @@ def measure(options: Options) -> Run:
         log.info("warming up C1 and C0 on %d records", rig.raw["warmup"][1])
         _, warm = run_pass(rig, "C1", "warmup", -1, 0)
         assert warm is not None
-        fanout = options.fanout or max(1, round(warm.outputs_per_decision))
+        fanout = options.fanout or max(1, round(warm.outputs_per_record))
         run_pass(rig, "C0", "warmup", -1, fanout)
         passes: list[Pass] = []
         memories: list[Memory] = []

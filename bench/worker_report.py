@@ -65,20 +65,18 @@ def _scale_table(run: Run) -> list[str]:
 
 def _memory(memories: list[Memory]) -> str:
     m = memories[len(memories) // 2]
-    days = m.decision_ttl_seconds / 86_400
     per_record = statistics.median(x.per_record for x in memories)
+    left = (f"{m.decisions:,} stored decisions were left behind "
+            f"({m.decision_bytes:,.0f} B each)" if m.decisions else
+            "no stored decision was left behind (the worker deletes a batch's decisions once its "
+            "transaction commits)")
     return (
         f"Redis memory after a C1 pass over {m.records:,} records of {m.payments:,} payments "
         f"(median pass): used_memory grew by {m.used_memory_delta / 2**20:,.1f} MiB, "
-        f"{per_record:,.0f} B per input record. Per key (MEMORY USAGE, mean of up to 1,000 "
-        f"sampled): a payment's snapshot `pay:` {m.snapshot_bytes:,.0f} B, kept for good; "
-        f"a record's stored decision `out:` {m.decision_bytes:,.0f} B "
-        f"({m.outputs_per_decision:.2f} output records, {m.output_value_bytes:,.0f} B of values, "
-        f"base64 in JSON), {m.decisions:,} of them, kept for their TTL of "
-        f"{m.decision_ttl_seconds:,} s ({days:.1f} days). So Redis holds about "
-        f"{m.snapshot_bytes:,.0f} B per payment plus {m.decision_bytes:,.0f} B per record "
-        f"processed within the TTL: at 1M records a day that is "
-        f"{m.decision_bytes * 1e6 * days / 2**30:,.1f} GiB of decisions."
+        f"{m.used_memory_delta / max(m.payments, 1):,.0f} B per payment "
+        f"({per_record:,.0f} B per input record). Per key (MEMORY USAGE, mean of up to 1,000 "
+        f"sampled): a payment's snapshot `pay:` {m.snapshot_bytes:,.0f} B, kept for good; {left}. "
+        f"The pass wrote {m.outputs_per_record:.2f} output records per input record."
     )
 
 

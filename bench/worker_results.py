@@ -64,7 +64,8 @@ class Memory:
     decision_bytes: float  # mean MEMORY USAGE of a decision key (sampled)
     outputs_per_decision: float  # output records a stored decision holds
     output_value_bytes: float  # their value bytes, per decision
-    decision_ttl_seconds: int  # TTL left on a decision key right after the pass
+    decision_ttl_seconds: int  # TTL left on a decision key right after the pass (-1: none left)
+    outputs_per_record: float = 0.0  # records the pass wrote to the output topics, per input
 
     @property
     def per_payment(self) -> float:
