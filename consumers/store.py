@@ -163,6 +163,16 @@ def _bytes(value: object) -> bytes:
     raise TypeError(f"unexpected Redis reply {type(value).__name__}")
 
 
+#: the ``doc`` field of every snapshot hash in KEYS, false where there is none
+_SNAPSHOT_DOCS = """
+local docs = {}
+for i, key in ipairs(KEYS) do
+  docs[i] = redis.call('HGET', key, 'doc')
+end
+return docs
+"""
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -175,6 +185,7 @@ class PaymentStore:
         self._ttl = decision_ttl_seconds
         self._commit = redis.register_script(_COMMIT)
         self._commit_many = redis.register_script(_COMMIT_MANY)
+        self._snapshot_docs = redis.register_script(_SNAPSHOT_DOCS)
 
     # --- keys ----------------------------------------------------------------------------------
 
@@ -220,8 +231,9 @@ class PaymentStore:
         pipe = self.redis.pipeline(transaction=False)
         if decision_keys:
             pipe.mget(list(decision_keys))
-        for payment_id in payment_ids:
-            pipe.hget(self.snapshot_key(payment_id), "doc")
+        if payment_ids:
+            # one command for every snapshot (a pipeline of HGETs cost a command each to pack)
+            await self._snapshot_docs(keys=[self.snapshot_key(p) for p in payment_ids], client=pipe)
         try:
             answers = await pipe.execute()
         except RedisError as exc:
@@ -232,6 +244,7 @@ class PaymentStore:
             stored = {key: StoredDecision.from_json(_bytes(value))
                       for key, value in zip(decision_keys, values, strict=True)
                       if value is not None}
+        answers = answers[0] if payment_ids else []
         snapshots = {}
         for payment_id, doc in zip(payment_ids, answers, strict=True):
             if doc is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 import orjson
@@ -78,7 +78,9 @@ class PaymentEvent:
         return orjson.dumps({"schema": wire.SCHEMA_EVENT_V1, **self.as_dict()})
 
     def as_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
+        # every field is a str, int, bool or None: a flat copy (dataclasses.asdict recurses and
+        # deep-copies, and cost ~15% of a worker's CPU per record)
+        doc = {name: getattr(self, name) for name in _FIELD_NAMES}
         if self.authorization_expected:
             del doc["authorization_expected"]  # the default: not written
         return doc
@@ -88,3 +90,6 @@ class PaymentEvent:
         """The inverse of :meth:`as_dict` (a ``schema`` key, if present, is ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(PaymentEvent))
