@@ -15,6 +15,7 @@ import io
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -30,8 +31,8 @@ from starlette.applications import Starlette
 from consumers.worker import Worker
 from ingest.app import create_app
 from ingest.publisher import KafkaPublisher
+from payhooks import kafka, stack, topics
 from payhooks import logging as plog
-from payhooks import stack, topics
 from payhooks.config import (
     ConsumerSettings,
     EndpointSettings,
@@ -173,8 +174,16 @@ def make_settings(bootstrap: str, redis_url: str, *, publish_timeout: float = 5.
 
 
 async def create_topics(settings: Settings) -> None:
+    """The settings' topics, 3 partitions each, and only once the broker describes them all
+    (right after creation a fresh broker may still answer "unknown topic" for a moment)."""
     specs = topics.load_specs(settings, partitions=3)
     await topics.apply(settings, specs)
+    deadline = time.monotonic() + 30
+    for name in settings.topics.by_role().values():
+        while not await kafka.partitions_of(settings.kafka, name):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topic {name} was created but is not described")
+            await asyncio.sleep(0.1)
 
 
 @pytest.fixture
