@@ -3,6 +3,7 @@ made into the records, and envelopes, it would publish on ``webhooks.raw``."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -104,3 +105,28 @@ def all_paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ..
         enumerate(node) if isinstance(node, list) else ())
     for key, child in children:
         yield from all_paths(child, (*prefix, key))
+
+
+#: canonical money types and the total each one counts toward
+CANONICAL_KINDS = {"payment.authorized": "authorized", "payment.captured": "captured",
+                   "payment.refunded": "refunded"}
+
+
+def money_invariants_hold(events: list[PaymentEvent]) -> None:
+    """Per payment, in the order emitted: operations count once per operation_id, totals never
+    fall, captured <= authorized and refunded <= captured."""
+    totals: dict[str, int] = defaultdict(int)
+    operations: dict[str, dict[str, int]] = defaultdict(dict)
+    for event in events:
+        kind = CANONICAL_KINDS.get(event.type)
+        if kind is None or event.amount is None:
+            continue
+        if event.amount_scope == "operation":
+            assert event.operation_id is not None
+            assert operations[kind].setdefault(event.operation_id, event.amount) == event.amount
+        else:
+            assert event.amount >= totals[kind], "a running total went down"
+            totals[kind] = event.amount
+        amounts = {k: totals[k] + sum(operations[k].values()) for k in CANONICAL_KINDS.values()}
+        assert amounts["captured"] <= amounts["authorized"]
+        assert amounts["refunded"] <= amounts["captured"]

@@ -9,7 +9,6 @@ envelopes) before they are normalised.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from typing import Any
 
 import orjson
@@ -24,7 +23,6 @@ from ingest.schemes import adyen as scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import adyen as sim
 from schemas.envelope import Envelope
-from schemas.event import PaymentEvent
 from tests.unit import normalize_support as support
 
 HEX_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
@@ -205,7 +203,6 @@ def test_event_codes_without_a_canonical_type_map_to_none(event_code: str) -> No
     assert adyen.normalize(envelope_of(modification(event_code, REFUND))) is None
 
 
-
 def test_unmapped_types_are_not_even_read() -> None:
     assert adyen.normalize(envelope_of(b"not json", event_type="REPORT_AVAILABLE")) is None
 
@@ -285,29 +282,6 @@ def test_normalize_error_reasons_do_not_echo_the_payload() -> None:
 
 # -- simulated lifecycles, end to end ----------------------------------------------------------
 
-CANONICAL_KINDS = {"payment.authorized": "authorized", "payment.captured": "captured",
-                   "payment.refunded": "refunded"}
-
-
-def money_invariants_hold(events: list[PaymentEvent]) -> None:
-    """Per payment, in the order emitted: operations count once per operation_id, totals never
-    fall, captured <= authorized and refunded <= captured."""
-    totals: dict[str, int] = defaultdict(int)
-    operations: dict[str, dict[str, int]] = defaultdict(dict)
-    for event in events:
-        kind = CANONICAL_KINDS.get(event.type)
-        if kind is None or event.amount is None:
-            continue
-        if event.amount_scope == "operation":
-            assert event.operation_id is not None
-            assert operations[kind].setdefault(event.operation_id, event.amount) == event.amount
-        else:
-            assert event.amount >= totals[kind], "a running total went down"
-            totals[kind] = event.amount
-        amounts = {k: totals[k] + sum(operations[k].values()) for k in CANONICAL_KINDS.values()}
-        assert amounts["captured"] <= amounts["authorized"]
-        assert amounts["refunded"] <= amounts["captured"]
-
 
 async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -> None:
     rng = random.Random(20260921)
@@ -327,7 +301,7 @@ async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -
             assert event.payment_id == f"adyen:{lifecycle[0].payment_ref}"
             events.append(event)
             seen.add(event.type)
-        money_invariants_hold(events)
+        support.money_invariants_hold(events)
     assert seen == {"payment.authorized", "payment.authorization_failed", "payment.captured",
                     "payment.canceled", "payment.refunded", "dispute.opened", "dispute.won",
                     "dispute.lost"}

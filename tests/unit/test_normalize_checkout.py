@@ -9,7 +9,6 @@ pure path (signed, verified by the scheme, enveloped) before they are normalised
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from typing import Any
 
 import orjson
@@ -24,7 +23,6 @@ from ingest.schemes import checkout as scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import checkout as sim
 from schemas.envelope import Envelope
-from schemas.event import PaymentEvent
 from tests.unit import normalize_support as support
 
 SECRET = "sk_sbox_wh_5f0c1d2e3a4b"
@@ -184,7 +182,6 @@ def test_types_without_a_canonical_type_map_to_none(kind: str) -> None:
     assert checkout.normalize(envelope_of(payment(kind))) is None
 
 
-
 def test_unmapped_types_are_not_even_read() -> None:
     assert checkout.normalize(envelope_of(b"not json", event_type="card_verified")) is None
 
@@ -236,30 +233,6 @@ def test_malformed_events_raise_normalize_error(envelope: Envelope) -> None:
 
 # -- simulated lifecycles, end to end ----------------------------------------------------------
 
-CANONICAL_KINDS = {"payment.authorized": "authorized", "payment.captured": "captured",
-                   "payment.refunded": "refunded"}
-
-
-def money_invariants_hold(events: list[PaymentEvent]) -> None:
-    """Per payment, in the order emitted: operations count once per operation_id, totals never
-    fall, captured <= authorized and refunded <= captured."""
-    totals: dict[str, int] = defaultdict(int)
-    operations: dict[str, dict[str, int]] = defaultdict(dict)
-    for event_ in events:
-        kind = CANONICAL_KINDS.get(event_.type)
-        if kind is None or event_.amount is None:
-            continue
-        if event_.amount_scope == "operation":
-            assert event_.operation_id is not None
-            assert operations[kind].setdefault(event_.operation_id, event_.amount) == (
-                event_.amount)
-        else:
-            assert event_.amount >= totals[kind], "a running total went down"
-            totals[kind] = event_.amount
-        amounts = {k: totals[k] + sum(operations[k].values()) for k in CANONICAL_KINDS.values()}
-        assert amounts["captured"] <= amounts["authorized"]
-        assert amounts["refunded"] <= amounts["captured"]
-
 
 async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -> None:
     rng = random.Random(20260921)
@@ -281,7 +254,7 @@ async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -
             assert event_.payment_id == f"checkout:{sim_event.payment_ref}"
             events.append(event_)
             seen.add(event_.type)
-        money_invariants_hold(events)
+        support.money_invariants_hold(events)
     assert seen == {"payment.authorized", "payment.authorization_failed", "payment.captured",
                     "payment.canceled", "payment.refunded", "dispute.opened", "dispute.won",
                     "dispute.lost"}

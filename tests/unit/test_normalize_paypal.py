@@ -13,7 +13,6 @@ import datetime as dt
 import functools
 import random
 import types
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import paypal as sim
 from payhooks.sim.base import SimEvent
 from schemas.envelope import Envelope
-from schemas.event import PaymentEvent
 from tests.unit import normalize_support as support
 from tests.unit.paypal_pki import Issued, ca, signing_cert
 
@@ -263,7 +261,6 @@ def test_types_without_a_canonical_type_map_to_none(kind: str) -> None:
     assert paypal.normalize(envelope_of(webhook(kind, "capture", capture()))) is None
 
 
-
 def test_unmapped_types_are_not_even_read() -> None:
     assert paypal.normalize(envelope_of(b"not json", event_type="CHECKOUT.ORDER.APPROVED")) is None
 
@@ -332,29 +329,6 @@ def test_malformed_events_raise_normalize_error(envelope: Envelope) -> None:
 
 # -- simulated lifecycles, end to end ----------------------------------------------------------
 
-CANONICAL_KINDS = {"payment.authorized": "authorized", "payment.captured": "captured",
-                   "payment.refunded": "refunded"}
-
-
-def money_invariants_hold(events: list[PaymentEvent]) -> None:
-    """Per payment, in the order emitted: operations count once per operation_id, totals never
-    fall, captured <= authorized and refunded <= captured."""
-    totals: dict[str, int] = defaultdict(int)
-    operations: dict[str, dict[str, int]] = defaultdict(dict)
-    for event in events:
-        kind = CANONICAL_KINDS.get(event.type)
-        if kind is None or event.amount is None:
-            continue
-        if event.amount_scope == "operation":
-            assert event.operation_id is not None
-            assert operations[kind].setdefault(event.operation_id, event.amount) == event.amount
-        else:
-            assert event.amount >= totals[kind], "a running total went down"
-            totals[kind] = event.amount
-        amounts = {k: totals[k] + sum(operations[k].values()) for k in CANONICAL_KINDS.values()}
-        assert amounts["captured"] <= amounts["authorized"]
-        assert amounts["refunded"] <= amounts["captured"]
-
 
 async def test_simulated_lifecycles_keep_money_invariants_once_aliases_resolve(
         endpoint: EndpointSettings) -> None:
@@ -393,7 +367,7 @@ async def test_simulated_lifecycles_keep_money_invariants_once_aliases_resolve(
             if event.payment_id.startswith(paypal.CAPTURE_ALIAS_PREFIX):
                 assert captures[event.payment_id.removeprefix(paypal.CAPTURE_ALIAS_PREFIX)] == (
                     order_id)
-        money_invariants_hold(events)
+        support.money_invariants_hold(events)
     assert aliased > 0
     assert seen == {"payment.authorized", "payment.canceled", "payment.captured",
                     "payment.capture_failed", "payment.refunded", "dispute.opened",

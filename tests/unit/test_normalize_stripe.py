@@ -9,7 +9,6 @@ the scheme, enveloped) before they are normalised.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from typing import Any
 
 import orjson
@@ -24,7 +23,6 @@ from ingest.schemes import stripe as scheme
 from payhooks.config import EndpointSettings, Secret
 from payhooks.sim import stripe as sim
 from schemas.envelope import Envelope
-from schemas.event import PaymentEvent
 from tests.unit import normalize_support as support
 
 SECRET = "whsec_test_3f9a1c0e5b7d4e2a9c8b6f1d0e3a5c7b"
@@ -201,7 +199,6 @@ def test_types_without_a_canonical_type_map_to_none(kind: str, obj: dict[str, An
     assert stripe.normalize(envelope_of(stripe_event(kind, obj))) is None
 
 
-
 def test_unmapped_types_are_not_even_read() -> None:
     assert stripe.normalize(envelope_of(b"not json", event_type="charge.dispute.updated")) is None
 
@@ -261,29 +258,6 @@ def test_malformed_events_raise_normalize_error(envelope: Envelope) -> None:
 
 # -- simulated lifecycles, end to end ----------------------------------------------------------
 
-CANONICAL_KINDS = {"payment.authorized": "authorized", "payment.captured": "captured",
-                   "payment.refunded": "refunded"}
-
-
-def money_invariants_hold(events: list[PaymentEvent]) -> None:
-    """Per payment, in the order emitted: operations count once per operation_id, totals never
-    fall, captured <= authorized and refunded <= captured."""
-    totals: dict[str, int] = defaultdict(int)
-    operations: dict[str, dict[str, int]] = defaultdict(dict)
-    for event in events:
-        kind = CANONICAL_KINDS.get(event.type)
-        if kind is None or event.amount is None:
-            continue
-        if event.amount_scope == "operation":
-            assert event.operation_id is not None
-            assert operations[kind].setdefault(event.operation_id, event.amount) == event.amount
-        else:
-            assert event.amount >= totals[kind], "a running total went down"
-            totals[kind] = event.amount
-        amounts = {k: totals[k] + sum(operations[k].values()) for k in CANONICAL_KINDS.values()}
-        assert amounts["captured"] <= amounts["authorized"]
-        assert amounts["refunded"] <= amounts["captured"]
-
 
 async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -> None:
     rng = random.Random(20260921)
@@ -306,7 +280,7 @@ async def test_simulated_lifecycles_keep_money_invariants_and_partition_keys() -
             assert event.currency in {"EUR", "USD", "GBP"}  # Stripe's lower case, upper-cased
             events.append(event)
             seen.add(event.type)
-        money_invariants_hold(events)
+        support.money_invariants_hold(events)
     assert seen == {"payment.authorized", "payment.authorization_failed", "payment.captured",
                     "payment.canceled", "payment.refunded"}
 
