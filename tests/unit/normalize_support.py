@@ -3,6 +3,7 @@ made into the records, and envelopes, it would publish on ``webhooks.raw``."""
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -130,3 +131,23 @@ def money_invariants_hold(events: list[PaymentEvent]) -> None:
         amounts = {k: totals[k] + sum(operations[k].values()) for k in CANONICAL_KINDS.values()}
         assert amounts["captured"] <= amounts["authorized"]
         assert amounts["refunded"] <= amounts["captured"]
+
+
+@st.composite
+def mutated(draw: st.DrawFn, samples: list[Any]) -> Any:
+    """One of ``samples`` (documented payloads) with one to three values replaced by arbitrary
+    JSON, or removed."""
+    doc: Any = copy.deepcopy(draw(st.sampled_from(samples)))
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(list(all_paths(doc))))
+        if not path:
+            doc = draw(SMALL_JSON)
+            continue
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(SMALL_JSON)
+    return doc

@@ -6,7 +6,6 @@ envelopes, and arbitrary payloads."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import random
 from collections import defaultdict
@@ -368,30 +367,8 @@ SAMPLES = [body("payment.captured", payment=CAPTURED),
            body("payment.dispute.closed", payment=CAPTURED, dispute=dispute("closed"))]
 
 
-_paths = support.all_paths
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> Any:
-    """A documented payload with one to three values replaced by arbitrary JSON, or removed."""
-    doc: Any = copy.deepcopy(draw(st.sampled_from(SAMPLES)))
-    for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(list(_paths(doc))))
-        if not path:
-            doc = draw(JSON)
-            continue
-        parent = doc
-        for key in path[:-1]:
-            parent = parent[key]
-        if draw(st.booleans()) and isinstance(parent, dict):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = draw(JSON)
-    return doc
-
-
 @settings(max_examples=300)
-@given(doc=mutated() | JSON, kind=st.none() | KINDS,
+@given(doc=support.mutated(SAMPLES) | JSON, kind=st.none() | KINDS,
        ref=st.none() | st.text(min_size=1, max_size=30))
 def test_arbitrary_razorpay_payloads_raise_nothing_but_normalize_error(
         doc: Any, kind: str | None, ref: str | None) -> None:
