@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from payhooks import stack
@@ -231,3 +232,15 @@ def private_kafka(state_dir: Path) -> Iterator[stack.KafkaNode]:
         yield node
     finally:
         node.stop()  # no error when it never started
+
+
+def unwind_on_signals() -> None:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, so every ``finally`` of the run executes, even
+    where SIGINT came in ignored (a background job of a non-interactive shell): nothing a bench
+    run starts may outlive it."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

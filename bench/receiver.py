@@ -25,7 +25,6 @@ import logging
 import math
 import secrets
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,10 +32,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from bench import deliveries, report
+from bench import deliveries, processes, report
 from bench.processes import (
     BenchError,
     Child,
@@ -389,18 +387,12 @@ def _as_json(run: Run, options: Options, command: str) -> str:
     }, indent=2)  # fmt: skip
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: every `finally` runs
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     options, args = parse_args(arguments)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    # Ctrl-C and SIGTERM unwind through every `finally`, even where SIGINT came in ignored (a
-    # background job of a non-interactive shell): nothing this run starts may outlive it
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    processes.unwind_on_signals()
     windows = options.rounds * (len(TARGETS) + len(SERVERS))
     minutes = (windows * (options.duration + WINDOW_OVERHEAD) + SET_UP) / 60
     log.info("%d windows of %g s: about %.0f min in all", windows, options.duration, minutes)

@@ -22,7 +22,6 @@ import json
 import logging
 import secrets
 import shlex
-import signal
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import orjson
@@ -38,7 +36,7 @@ import redis
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from bench import report, worker_report, workload
+from bench import processes, report, worker_report, workload
 from bench.processes import (
     BenchError,
     Child,
@@ -453,16 +451,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
     return options, args
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     options, args = parse_args(arguments)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    processes.unwind_on_signals()
     try:
         run = measure(options)
     except BenchError as exc:

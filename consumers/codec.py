@@ -17,13 +17,7 @@ def snapshot_to_json(snap: Snapshot, rev: int) -> bytes:
     return orjson.dumps({
         "schema": wire.SCHEMA_SNAPSHOT_V1,
         "rev": rev,
-        "payment_id": snap.payment_id,
-        "state": snap.state,
-        "version": snap.version,
-        "totals": snap.totals.as_dict(),
-        "currency": snap.currency,
-        "last_event_id": snap.last_event_id,
-        "updated_at": snap.updated_at,
+        **_public(snap),
         "operations": list(snap.operations),
         "seen": list(snap.seen),
         "parked": [{"event": p.event.as_dict(), "parked_at": p.parked_at, "source": p.source}
@@ -68,8 +62,12 @@ def transition_to_json(t: Transition) -> bytes:
 
 def state_to_json(snap: Snapshot) -> bytes:
     """A ``payments.state`` value: the public part of the snapshot."""
-    return orjson.dumps({
-        "schema": wire.SCHEMA_STATE_V1,
+    return orjson.dumps({"schema": wire.SCHEMA_STATE_V1, **_public(snap)})
+
+
+def _public(snap: Snapshot) -> dict[str, Any]:
+    """The snapshot fields ``payments.state`` shows (the full snapshot holds them too)."""
+    return {
         "payment_id": snap.payment_id,
         "state": snap.state,
         "version": snap.version,
@@ -77,4 +75,4 @@ def state_to_json(snap: Snapshot) -> bytes:
         "currency": snap.currency,
         "last_event_id": snap.last_event_id,
         "updated_at": snap.updated_at,
-    })
+    }
